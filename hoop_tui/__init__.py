@@ -1,0 +1,1 @@
+"""hoop-tui: the Textual console and the `hoop-tui` command line."""

@@ -1,0 +1,1 @@
+"""Subcommands of the `hoop-tui` CLI, one module per group; none imports textual."""

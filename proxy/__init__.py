@@ -1,0 +1,1 @@
+"""The data path and control plane: listeners, identity, policy, masking, approvals, store."""

@@ -1,0 +1,1 @@
+"""Who is connecting: the local issuer and OIDC token verification."""

@@ -1,0 +1,1 @@
+"""Personal-data and secret detection and masking."""

@@ -1,0 +1,1 @@
+"""What an identity may do: SQL classification and policy decisions."""

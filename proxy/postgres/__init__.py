@@ -1,0 +1,1 @@
+"""The PostgreSQL wire protocol: sans-I/O codec, listener, upstream login and relay."""

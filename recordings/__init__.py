@@ -1,0 +1,1 @@
+"""The session recording format: writer, reader, integrity, exports."""
