@@ -1,0 +1,180 @@
+"""The gateway process: owns config, identity, policy, listeners, live sessions and their recorders."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+from proxy.config import Config, ConnectionSettings, PostgresUpstream, split_host_port
+from proxy.identity.model import Identity
+from proxy.identity.verifier import IssuerConfig, TokenVerifier
+from proxy.policy.engine import PolicyEngine, SessionPolicy
+from proxy.postgres.framing import CancelRequest
+from proxy.postgres.listener import PostgresListener
+from proxy.postgres.upstream import UpstreamTarget
+from proxy.recorder import SessionRecorder, open_session_recorder
+from proxy.sessions import Session, SessionRegistry
+from proxy.tls import ensure_listener_certificate, server_context
+from proxy.worker_ipc import CancelRouter
+
+log = logging.getLogger("hoop.gateway")
+
+
+class RecordingUnavailable(Exception):
+    """The session's recording could not be started; in strict mode the session is refused."""
+
+
+class Gateway:
+    """One gateway process. Embedded (TUI, tests, demo) or headless (`hoop-tui serve`)."""
+
+    def __init__(self, config: Config, *, worker_index: int = 0, reuse_port: bool = False) -> None:
+        self.config = config
+        self.settings = config.gateway
+        self.worker_index = worker_index
+        self.reuse_port = reuse_port
+        self.sessions = SessionRegistry()
+        self.verifier = TokenVerifier(
+            [
+                IssuerConfig(
+                    issuer=i.issuer,
+                    audience=i.audience,
+                    groups_claim=i.groups_claim,
+                    ca_file=str(i.ca_file) if i.ca_file else None,
+                )
+                for i in config.identity.issuers
+            ],
+            state_dir=self.settings.state_dir,
+            leeway_seconds=config.identity.leeway_seconds,
+        )
+        self.policies = PolicyEngine(config.policies)
+        self.postgres: PostgresListener | None = None
+        self.postgres_address: tuple[str, int] | None = None
+        self._tls_context: ssl.SSLContext | None = None
+        self._cancel_router: CancelRouter | None = None
+        self._closing: set[asyncio.Task[Any]] = set()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.postgres_listen:
+            host, port = split_host_port(self.settings.postgres_listen)
+            self.postgres = PostgresListener(self)
+            self.postgres_address = await self.postgres.start(host, port, reuse_port=self.reuse_port)
+            log.info("postgres listener on %s:%d", *self.postgres_address)
+        if self.reuse_port:
+            self._cancel_router = CancelRouter(self.settings.state_dir / "run", self._cancel_from_peer)
+            await self._cancel_router.start()
+
+    async def stop(self) -> None:
+        if self.postgres is not None:
+            await self.postgres.stop()
+        if self._cancel_router is not None:
+            await self._cancel_router.stop()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # ---------------------------------------------------------------- services for the listeners
+
+    def tls_context(self) -> ssl.SSLContext:
+        if self._tls_context is None:
+            hosts = ["localhost", "127.0.0.1"]
+            if self.settings.postgres_listen:
+                hosts.append(split_host_port(self.settings.postgres_listen)[0])
+            cert, key = ensure_listener_certificate(
+                self.settings.state_dir, self.settings.tls_cert, self.settings.tls_key, sorted(set(hosts))
+            )
+            self._tls_context = server_context(cert, key)
+        return self._tls_context
+
+    def postgres_connection(self, name: str) -> ConnectionSettings | None:
+        connection = self.config.connections.get(name)
+        if connection is None or connection.type != "postgres":
+            return None
+        return connection
+
+    def policy_for(self, identity: Identity, connection: str) -> SessionPolicy | None:
+        return self.policies.for_session(identity.groups, connection)
+
+    @staticmethod
+    def upstream_target(connection: ConnectionSettings) -> UpstreamTarget:
+        upstream = connection.upstream
+        assert isinstance(upstream, PostgresUpstream)
+        return UpstreamTarget(
+            host=upstream.host,
+            port=upstream.port,
+            user=upstream.user,
+            database=upstream.database,
+            sslmode=upstream.sslmode,
+            sslrootcert=upstream.sslrootcert,
+        )
+
+    def open_recorder(self, session: Session, started_ns: int) -> SessionRecorder | None:
+        """The session's recorder. In strict mode a session that cannot be recorded is refused (raises)."""
+        try:
+            recorder = open_session_recorder(self, session, started_ns)
+        except Exception as error:
+            if self.settings.strict:
+                raise RecordingUnavailable(str(error)) from error
+            log.warning("session %s runs unrecorded (strict = false): %s", session.id, error)
+            return None
+        session.recording_path = str(recorder.path)
+        return recorder
+
+    def session_started(self, session: Session) -> None:
+        self.sessions.add(session)
+        log.info(
+            "session %s started: %s (%s) → %s from %s",
+            session.id,
+            session.identity.subject,
+            ",".join(session.identity.groups),
+            session.connection,
+            session.client_address,
+        )
+
+    def session_ended(self, session: Session, reason: str, recorder: SessionRecorder | None) -> None:
+        self.sessions.end(session, reason)
+        log.info("session %s ended: %s", session.id, reason)
+        if recorder is not None:
+            # Sealing fsyncs: keep it off the event loop.
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(recorder.close, reason))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def schedule_expiry(self, session: Session) -> asyncio.TimerHandle | None:
+        """End the session when its token expires (plus the configured grace)."""
+        deadline = session.identity.expires_at + self.config.identity.expiry_grace_seconds
+        delay = max(0.0, deadline - time.time())
+
+        def expire() -> None:
+            if session.terminate is not None:
+                session.terminate("hoop: the session's token expired; reconnect with a fresh token", "28000")
+
+        return asyncio.get_running_loop().call_later(delay, expire)
+
+    async def route_cancel(self, request: CancelRequest) -> None:
+        if self._cancel_router is not None:
+            await self._cancel_router.broadcast(request.encode())
+
+    async def _cancel_from_peer(self, packet: bytes) -> None:
+        from proxy.postgres.framing import decode_startup_packet
+
+        with contextlib.suppress(Exception):
+            request = decode_startup_packet(packet)
+            if isinstance(request, CancelRequest) and self.postgres is not None:
+                await self.postgres.cancel_local(request)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "gateway_id": self.settings.gateway_id,
+            "pid": os.getpid(),
+            "postgres": self.postgres_address,
+            "state_dir": str(Path(self.settings.state_dir)),
+        }

@@ -1,0 +1,267 @@
+"""The hot path: frames both directions of an established session inside `data_received` and forwards.
+
+Each buffer the kernel hands us is scanned for message boundaries with `struct.unpack_from` on the
+buffer itself; complete frames are forwarded with one `write` per buffer, the incomplete tail is kept
+until the rest arrives. Only the few message types a rule needs are decoded. Row data is never turned
+into Python objects unless masking rewrites it: the recorder gets raw runs of DataRow bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from proxy.postgres.messages import (
+    ErrorResponse,
+    NoticeResponse,
+    RowDescription,
+    error_response,
+)
+from proxy.postgres.protocol import SQLSTATE_PROTOCOL_VIOLATION, ProtocolError
+
+if TYPE_CHECKING:
+    from proxy.postgres.endpoint import Endpoint
+
+_unpack_i32 = struct.Struct("!i").unpack_from
+_unpack_i16 = struct.Struct("!h").unpack_from
+
+# Frontend type bytes the relay looks at.
+_Q, _P, _B, _E, _X, _F, _COPY_DATA = b"Q"[0], b"P"[0], b"B"[0], b"E"[0], b"X"[0], b"F"[0], b"d"[0]
+CLIENT_INSPECT = frozenset({_Q, _P, _B, _E, _X, _F, _COPY_DATA})
+# Backend type bytes the relay looks at ('D' is counted inline, the rest are decoded).
+_DATA_ROW, _ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY = (
+    b"D"[0],
+    b"T"[0],
+    b"C"[0],
+    b"E"[0],
+    b"N"[0],
+    b"Z"[0],
+)
+SERVER_INSPECT = frozenset({_ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY, _COPY_DATA})
+
+
+def _cstring_at(data: bytes | memoryview, start: int, end: int) -> tuple[str, int]:
+    """Decode the NUL-terminated string at `start` (within a frame ending at `end`); return it and the next offset."""
+    terminator = bytes(data[start:end]).find(b"\0")
+    if terminator < 0:
+        raise ProtocolError("unterminated string in message")
+    stop = start + terminator
+    return bytes(data[start:stop]).decode("utf-8", "replace"), stop + 1
+
+
+class SessionCounters:
+    __slots__ = ("bytes_from_client", "bytes_from_server", "rows", "statements")
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.rows = 0
+        self.bytes_from_client = 0
+        self.bytes_from_server = 0
+
+
+class PgRelay:
+    """Relays one established session; `on_close(reason)` fires once when either side ends."""
+
+    def __init__(
+        self,
+        client: Endpoint,
+        server: Endpoint,
+        *,
+        max_message_size: int,
+        record: Callable[[list[Any]], None] | None,
+        on_close: Callable[[str], None],
+        started_ns: int | None = None,
+    ) -> None:
+        self.client = client
+        self.server = server
+        self.max_size = max_message_size
+        self.record = record
+        self.on_close = on_close
+        self.counters = SessionCounters()
+        self.transaction_status = "I"
+        self._t0_ns = started_ns if started_ns is not None else time.monotonic_ns()
+        self._client_tail = b""
+        self._server_tail = b""
+        self._closed = False
+        client.peer = server.transport
+        server.peer = client.transport
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self, server_pending: bytes = b"") -> None:
+        self.client.on_lost = lambda exc: self.close("client disconnected")
+        self.server.on_lost = lambda exc: self.close("upstream closed the connection")
+        if server_pending:
+            self.from_server(server_pending)
+        self.server.start_relay(self.from_server)
+        self.client.start_relay(self.from_client)
+
+    def now_us(self) -> int:
+        return (time.monotonic_ns() - self._t0_ns) // 1000
+
+    def close(self, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.client.relay = self.server.relay = None
+        self.client.on_lost = self.server.on_lost = None
+        if not self.server.closed:
+            self.server.write(b"X\x00\x00\x00\x04")  # Terminate, so the backend exits cleanly
+        self.server.close()
+        self.client.close()
+        self.on_close(reason)
+
+    def fail_client(self, message: str, code: str = SQLSTATE_PROTOCOL_VIOLATION) -> None:
+        """End only this session with one FATAL error to the client."""
+        self.client.write(error_response(message, code, severity="FATAL").encode())
+        self.close(f"protocol error: {message}")
+
+    def terminate(self, message: str, code: str) -> None:
+        """Gateway-initiated end (token expired, killed by an operator): FATAL to the client, then close."""
+        if not self._closed:
+            self.fail_client(message, code)
+
+    # ---------------------------------------------------------------- client → server
+
+    def from_client(self, data: bytes) -> None:
+        if self._client_tail:
+            data = self._client_tail + data
+            self._client_tail = b""
+        size = len(data)
+        self.counters.bytes_from_client += size
+        pos = 0
+        limit = self.max_size
+        record = self.record
+        try:
+            while size - pos >= 5:
+                type_byte = data[pos]
+                length = _unpack_i32(data, pos + 1)[0]
+                if length < 4 or length > limit:
+                    raise ProtocolError(f"invalid message length {length}")
+                end = pos + 1 + length
+                if end > size:
+                    break
+                if type_byte in CLIENT_INSPECT:
+                    self._client_message(type_byte, data, pos + 5, end, record)
+                pos = end
+        except ProtocolError as exc:
+            self.fail_client(str(exc))
+            return
+        if pos < size:
+            self._client_tail = data[pos:]
+        if pos:
+            self.server.transport.write(data if pos == size else data[:pos])  # type: ignore[union-attr]
+
+    def _client_message(
+        self, type_byte: int, data: bytes, start: int, end: int, record: Callable[[list[Any]], None] | None
+    ) -> None:
+        if type_byte == _Q:
+            self.counters.statements += 1
+            if record is not None:
+                sql, _ = _cstring_at(data, start, end)
+                record([self.now_us(), "pg.query", sql])
+        elif type_byte == _P:
+            self.counters.statements += 1
+            if record is not None:
+                name, offset = _cstring_at(data, start, end)
+                sql, _ = _cstring_at(data, offset, end)
+                record([self.now_us(), "pg.parse", name, sql])
+        elif type_byte == _B:
+            if record is not None:
+                portal, offset = _cstring_at(data, start, end)
+                statement, offset = _cstring_at(data, offset, end)
+                formats = _unpack_i16(data, offset)[0] if offset + 2 <= end else 0
+                offset += 2 + 2 * formats
+                params = _unpack_i16(data, offset)[0] if offset + 2 <= end else 0
+                record([self.now_us(), "pg.bind", portal, statement, params])
+        elif type_byte == _E:
+            if record is not None:
+                portal, offset = _cstring_at(data, start, end)
+                max_rows = _unpack_i32(data, offset)[0] if offset + 4 <= end else 0
+                record([self.now_us(), "pg.execute", portal, max_rows])
+        elif type_byte == _COPY_DATA:
+            if record is not None:
+                record([self.now_us(), "pg.copy", "in", bytes(data[start:end])])
+        elif type_byte == _F:
+            self.counters.statements += 1
+            if record is not None:
+                record([self.now_us(), "pg.function_call", _unpack_i32(data, start)[0]])
+        elif type_byte == _X:
+            self.close("client terminated the session")
+
+    # ---------------------------------------------------------------- server → client
+
+    def from_server(self, data: bytes) -> None:
+        if self._server_tail:
+            data = self._server_tail + data
+            self._server_tail = b""
+        size = len(data)
+        self.counters.bytes_from_server += size
+        pos = 0
+        limit = self.max_size
+        record = self.record
+        rows = 0
+        run_start = -1  # start of the current run of DataRow frames, for the recorder
+        try:
+            while size - pos >= 5:
+                type_byte = data[pos]
+                length = _unpack_i32(data, pos + 1)[0]
+                if length < 4 or length > limit:
+                    raise ProtocolError(f"invalid message length {length} from upstream")
+                end = pos + 1 + length
+                if end > size:
+                    break
+                if type_byte == _DATA_ROW:
+                    rows += 1
+                    if run_start < 0:
+                        run_start = pos
+                else:
+                    if run_start >= 0:
+                        if record is not None:
+                            record([self.now_us(), "pg.rows", rows, data[run_start:pos]])
+                        self.counters.rows += rows
+                        rows, run_start = 0, -1
+                    if type_byte in SERVER_INSPECT:
+                        self._server_message(type_byte, data, pos + 5, end, record)
+                pos = end
+        except ProtocolError as exc:
+            self.client.write(error_response("upstream protocol error", SQLSTATE_PROTOCOL_VIOLATION, "FATAL").encode())
+            self.close(f"upstream protocol error: {exc}")
+            return
+        if run_start >= 0:
+            if record is not None:
+                record([self.now_us(), "pg.rows", rows, data[run_start:pos]])
+            self.counters.rows += rows
+        if pos < size:
+            self._server_tail = data[pos:]
+        if pos:
+            self.client.transport.write(data if pos == size else data[:pos])  # type: ignore[union-attr]
+
+    def _server_message(
+        self, type_byte: int, data: bytes, start: int, end: int, record: Callable[[list[Any]], None] | None
+    ) -> None:
+        if type_byte == _READY:
+            self.transaction_status = chr(data[start])
+        elif record is None:
+            return
+        elif type_byte == _COMPLETE:
+            tag, _ = _cstring_at(data, start, end)
+            record([self.now_us(), "pg.complete", tag])
+        elif type_byte == _ROW_DESC:
+            description = RowDescription.decode(bytes(data[start:end]))
+            record(
+                [
+                    self.now_us(),
+                    "pg.rowdesc",
+                    [f.name for f in description.fields],
+                    [f.type_oid for f in description.fields],
+                ]
+            )
+        elif type_byte == _ERROR:
+            record([self.now_us(), "pg.error", ErrorResponse.decode(bytes(data[start:end])).fields])
+        elif type_byte == _NOTICE:
+            record([self.now_us(), "pg.notice", NoticeResponse.decode(bytes(data[start:end])).fields])
+        elif type_byte == _COPY_DATA:
+            record([self.now_us(), "pg.copy", "out", bytes(data[start:end])])
