@@ -22,7 +22,9 @@ SUPERUSER = "postgres"
 
 def system_bin_dir() -> Path | None:
     """A distribution's PostgreSQL server binaries (built with TLS, unlike pgserver's), when installed."""
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
+    )
     return candidates[-1].parent if candidates else None
 
 
@@ -87,7 +89,9 @@ class EmbeddedPostgres:
     def superuser_dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}:{self.superuser_password}@{self.host}:{self.port}/{database}"
 
-    def _pg(self, tool: str, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    def _pg(
+        self, tool: str, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             [self._tool(tool), *args],
             user=self._user,

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from recordings.writer import RecordingWriter
-
     from proxy.gateway import Gateway
     from proxy.sessions import Session
+    from recordings.writer import RecordingWriter
 
 log = logging.getLogger("hoop.recorder")
 

@@ -51,7 +51,9 @@ async def serve_gateway(
 
 
 def _worker_main(config_path: str, worker_index: int) -> None:
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s w{worker_index} %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s w{worker_index} %(name)s %(levelname)s %(message)s"
+    )
     config = load_config(Path(config_path))
     run_loop(serve_gateway(config, worker_index=worker_index, reuse_port=True))
 

@@ -39,16 +39,20 @@ class RunningGateway:
     recordings_dir: Path
 
     @property
-    def gateway(self):  # noqa: ANN201 - proxy.gateway.Gateway
+    def gateway(self):
         return self.thread.gateway  # type: ignore[attr-defined]
 
-    def token(self, subject: str = "ci-bot", groups: tuple[str, ...] = ("ci-agents",), ttl: float = 900) -> str:
+    def token(
+        self, subject: str = "ci-bot", groups: tuple[str, ...] = ("ci-agents",), ttl: float = 900
+    ) -> str:
         from proxy.identity.local_issuer import LocalIssuer
 
         issuer = LocalIssuer.load_or_create(self.state_dir)
         return issuer.mint(subject, list(groups), audience="hoop", ttl_seconds=ttl)
 
-    def dsn(self, token: str | None = None, connection: str = "appdb", user: str = "ci-bot", **extra: str) -> str:
+    def dsn(
+        self, token: str | None = None, connection: str = "appdb", user: str = "ci-bot", **extra: str
+    ) -> str:
         params = {
             "host": self.host,
             "port": str(self.port),
@@ -64,7 +68,9 @@ class RunningGateway:
         return f"postgresql://{user}:{token or self.token()}@{self.host}:{self.port}/{connection}"
 
 
-def gateway_config_text(tmp: Path, upstream: UpstreamPostgres, *, policies: str | None = None, extra: str = "") -> str:
+def gateway_config_text(
+    tmp: Path, upstream: UpstreamPostgres, *, policies: str | None = None, extra: str = ""
+) -> str:
     kinds = ", ".join(f'"{k}"' for k in ALL_SQL_KINDS)
     policies = policies or textwrap.dedent(
         f"""
@@ -74,8 +80,9 @@ def gateway_config_text(tmp: Path, upstream: UpstreamPostgres, *, policies: str 
         allow = [{kinds}]
         """
     )
-    return textwrap.dedent(
-        f"""
+    return (
+        textwrap.dedent(
+            f"""
         [gateway]
         state_dir = "{tmp}/state"
         recordings_dir = "{tmp}/recordings"
@@ -112,7 +119,9 @@ def gateway_config_text(tmp: Path, upstream: UpstreamPostgres, *, policies: str 
         upstream = "postgresql://app@127.0.0.1:1/app?sslmode=disable"
         password_env = "HOOP_TEST_APP_PASSWORD"
         """
-    ) + policies
+        )
+        + policies
+    )
 
 
 def start_gateway(tmp: Path, upstream: UpstreamPostgres, **kwargs: str) -> RunningGateway:
@@ -129,7 +138,9 @@ def start_gateway(tmp: Path, upstream: UpstreamPostgres, **kwargs: str) -> Runni
     gateway = thread.start()
     assert gateway.postgres_address is not None
     host, port = gateway.postgres_address
-    return RunningGateway(thread, host, port, config_path, config.gateway.state_dir, config.gateway.recordings_dir)
+    return RunningGateway(
+        thread, host, port, config_path, config.gateway.state_dir, config.gateway.recordings_dir
+    )
 
 
 @pytest.fixture

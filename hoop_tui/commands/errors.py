@@ -15,7 +15,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def load_config_or_exit(path: str):  # noqa: ANN201 - returns proxy.config.Config
+def load_config_or_exit(path: str):
     from proxy.config import load_config
     from proxy.config_errors import ConfigError
 

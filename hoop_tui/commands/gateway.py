@@ -40,12 +40,16 @@ def init_command(directory: Path, force: bool) -> None:
 
 
 @click.command("serve")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Gateway config (TOML).")
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Gateway config (TOML)."
+)
 @click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def serve_command(config_path: str, log_level: str) -> None:
     """Run the gateway headless (no TUI) until SIGINT/SIGTERM."""
     logging.basicConfig(
-        level=getattr(logging, log_level), stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        level=getattr(logging, log_level),
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     config = load_config_or_exit(config_path)
     from proxy.serve import serve_forever

@@ -13,7 +13,9 @@ def token_group() -> None:
 
 
 @click.command("mint")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Gateway config (TOML).")
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Gateway config (TOML)."
+)
 @click.option("--subject", required=True, help="Who the token speaks for, e.g. ci-bot.")
 @click.option("--groups", default="", help="Comma-separated groups, e.g. ci-agents,oncall.")
 @click.option("--ttl", default="15m", show_default=True, help="Lifetime: 30s, 15m, 8h, 7d.")
@@ -30,7 +32,9 @@ def mint_command(config_path: str, subject: str, groups: str, ttl: str) -> None:
     if ttl_seconds <= 0:
         fail("--ttl must be positive")
     if not any(i.issuer == "local" for i in config.identity.issuers):
-        fail(f"{config_path}: identity.issuer does not include \"local\"; mint tokens with your identity provider")
+        fail(
+            f'{config_path}: identity.issuer does not include "local"; mint tokens with your identity provider'
+        )
     issuer = LocalIssuer.load_or_create(config.gateway.state_dir)
     group_list = [g.strip() for g in groups.split(",") if g.strip()]
     token = issuer.mint(

@@ -94,7 +94,9 @@ class Endpoint(asyncio.Protocol):
         if self.transport is not None and not self._lost:
             self.transport.write(data)
 
-    async def start_tls(self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None) -> None:
+    async def start_tls(
+        self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
+    ) -> None:
         """Upgrade in place; any plaintext bytes already buffered would be injectable, so they are refused."""
         if self._inbox:
             raise ConnectionError("unencrypted data received before the TLS handshake")

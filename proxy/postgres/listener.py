@@ -91,7 +91,9 @@ class CancelKeys:
     def __init__(self) -> None:
         self._entries: dict[int, CancelEntry] = {}
 
-    def add(self, secret_length: int, target: UpstreamTarget, upstream_pid: int, upstream_secret: bytes) -> tuple[int, bytes]:
+    def add(
+        self, secret_length: int, target: UpstreamTarget, upstream_pid: int, upstream_secret: bytes
+    ) -> tuple[int, bytes]:
         while True:
             pid = secrets.randbelow(2**31 - 2) + 1
             if pid not in self._entries:
@@ -140,7 +142,9 @@ class PostgresListener:
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         settings = self.gateway.settings
-        self.require_tls = settings.require_tls if settings.require_tls is not None else not _is_loopback(host)
+        self.require_tls = (
+            settings.require_tls if settings.require_tls is not None else not _is_loopback(host)
+        )
         self._server = await loop.create_server(
             lambda: _ClientEndpoint(self),
             host,
@@ -185,7 +189,9 @@ class PostgresListener:
             return
         except ProtocolError as exc:
             log.info("protocol error from %s during startup: %s", client.peername(), exc)
-            client.write(error_response(f"protocol violation: {exc}", SQLSTATE_PROTOCOL_VIOLATION, "FATAL").encode())
+            client.write(
+                error_response(f"protocol violation: {exc}", SQLSTATE_PROTOCOL_VIOLATION, "FATAL").encode()
+            )
             client.close()
             return
         except (PeerClosed, ConnectionError, TimeoutError, OSError) as exc:
@@ -243,7 +249,9 @@ class PostgresListener:
     async def _establish(self, client: Endpoint, startup: StartupMessage, leftover: bytes) -> Any:
         params = startup.parameters
         if "replication" in params and params["replication"].lower() not in ("false", "off", "no", "0"):
-            raise HandshakeRefused("replication connections are not supported by the gateway", SQLSTATE_FEATURE_NOT_SUPPORTED)
+            raise HandshakeRefused(
+                "replication connections are not supported by the gateway", SQLSTATE_FEATURE_NOT_SUPPORTED
+            )
         minor = startup.minor
         protocol_options = [key for key in params if key.startswith("_pq_.")]
         negotiated_minor = 2 if minor >= 2 else 0
@@ -251,7 +259,8 @@ class PostgresListener:
             client.write(NegotiateProtocolVersion(negotiated_minor, tuple(protocol_options)).encode())
         if self.require_tls and not client.is_tls:
             raise HandshakeRefused(
-                "the gateway requires TLS on this listener (use sslmode=require)", SQLSTATE_INVALID_AUTHORIZATION
+                "the gateway requires TLS on this listener (use sslmode=require)",
+                SQLSTATE_INVALID_AUTHORIZATION,
             )
         client_user = params.get("user", "")
         connection_name = params.get("database") or client_user

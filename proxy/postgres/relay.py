@@ -227,7 +227,9 @@ class PgRelay:
                         self._server_message(type_byte, data, pos + 5, end, record)
                 pos = end
         except ProtocolError as exc:
-            self.client.write(error_response("upstream protocol error", SQLSTATE_PROTOCOL_VIOLATION, "FATAL").encode())
+            self.client.write(
+                error_response("upstream protocol error", SQLSTATE_PROTOCOL_VIOLATION, "FATAL").encode()
+            )
             self.close(f"upstream protocol error: {exc}")
             return
         if run_start >= 0:

@@ -164,12 +164,16 @@ async def connect_upstream(
                 elif isinstance(message, NoticeResponse):
                     link.notices.append(message)
                 elif isinstance(message, ErrorResponse):
-                    raise UpstreamError(f"upstream refused the session: {message.message}", server_error=message)
+                    raise UpstreamError(
+                        f"upstream refused the session: {message.message}", server_error=message
+                    )
                 elif isinstance(message, ReadyForQuery):
                     link.transaction_status = message.status
                     break
                 else:
-                    raise UpstreamError(f"unexpected {type(message).__name__} while starting the upstream session")
+                    raise UpstreamError(
+                        f"unexpected {type(message).__name__} while starting the upstream session"
+                    )
             link.pending = decoder.framer.take_raw() + endpoint.unread()
             return link
     except UpstreamError:

@@ -13,7 +13,9 @@ from tests.pg_fixture import UpstreamPostgres
 pytestmark = pytest.mark.skipif(shutil.which("psql") is None, reason="psql client not installed")
 
 
-def psql(dsn: str, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def psql(
+    dsn: str, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", dsn, *args],
         input=stdin,
@@ -33,9 +35,15 @@ def test_simple_and_multi_statement_queries(gateway: RunningGateway) -> None:
     assert out == ["1", "two", "app"]  # the upstream login is the gateway's, not the client's claimed user
 
 
-def test_transaction_rollback_and_commit_reach_the_database(gateway: RunningGateway, upstream: UpstreamPostgres) -> None:
-    upstream.execute("DROP TABLE IF EXISTS tx_probe; CREATE TABLE tx_probe (id int); GRANT ALL ON tx_probe TO app")
-    script = "BEGIN; INSERT INTO tx_probe VALUES (1); ROLLBACK; BEGIN; INSERT INTO tx_probe VALUES (2); COMMIT;"
+def test_transaction_rollback_and_commit_reach_the_database(
+    gateway: RunningGateway, upstream: UpstreamPostgres
+) -> None:
+    upstream.execute(
+        "DROP TABLE IF EXISTS tx_probe; CREATE TABLE tx_probe (id int); GRANT ALL ON tx_probe TO app"
+    )
+    script = (
+        "BEGIN; INSERT INTO tx_probe VALUES (1); ROLLBACK; BEGIN; INSERT INTO tx_probe VALUES (2); COMMIT;"
+    )
     psql(gateway.dsn(), "-c", script)
     assert upstream.execute("SELECT id FROM tx_probe ORDER BY id") == [(2,)]
 
