@@ -11,9 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from proxy.audit import AuditLog
 from proxy.config import Config, ConnectionSettings, PostgresUpstream, split_host_port
+from proxy.gateway_queries import WRITE_FUNCTIONS_TTL
 from proxy.identity.model import Identity
 from proxy.identity.verifier import IssuerConfig, TokenVerifier
+from proxy.policy.classify import SqlClassifier
 from proxy.policy.engine import PolicyEngine, SessionPolicy
 from proxy.postgres.framing import CancelRequest
 from proxy.postgres.listener import PostgresListener
@@ -58,12 +61,19 @@ class Gateway:
         self._tls_context: ssl.SSLContext | None = None
         self._cancel_router: CancelRouter | None = None
         self._closing: set[asyncio.Task[Any]] = set()
+        self._classifiers: dict[str, tuple[SqlClassifier, float]] = {}
+        self.audit_log = AuditLog(
+            self.settings.state_dir / "audit",
+            self.settings.gateway_id,
+            durable=self.settings.recording_durability != "none",
+        )
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+        self.audit_log.start()
         if self.settings.postgres_listen:
             host, port = split_host_port(self.settings.postgres_listen)
             self.postgres = PostgresListener(self)
@@ -80,6 +90,7 @@ class Gateway:
             await self._cancel_router.stop()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        await asyncio.to_thread(self.audit_log.close)
 
     # ---------------------------------------------------------------- services for the listeners
 
@@ -116,6 +127,31 @@ class Gateway:
             sslrootcert=upstream.sslrootcert,
         )
 
+    def classifier_for(self, connection: str) -> tuple[SqlClassifier, bool]:
+        """The connection's classifier, and whether its write-function list is due for a refresh."""
+        entry = self._classifiers.get(connection)
+        if entry is None:
+            classifier = SqlClassifier()
+            self._classifiers[connection] = (classifier, 0.0)
+            return classifier, True
+        classifier, loaded_at = entry
+        return classifier, time.monotonic() - loaded_at > WRITE_FUNCTIONS_TTL
+
+    def set_write_functions(self, connection: str, rows: list[tuple[str | None, ...]]) -> None:
+        classifier, _ = self.classifier_for(connection)
+        names = {f"{schema}.{name}".lower() for schema, name in rows if schema and name}
+        names |= {name.lower() for _, name in rows if name}
+        classifier.set_write_functions(names)
+        self._classifiers[connection] = (classifier, time.monotonic())
+
+    def audit(self, session: Session | None, record: dict[str, Any]) -> None:
+        if session is not None:
+            record.setdefault("session", session.id)
+            record.setdefault("identity", session.identity.subject)
+            record.setdefault("groups", list(session.identity.groups))
+            record.setdefault("connection", session.connection)
+        self.audit_log.append(record)
+
     def open_recorder(self, session: Session, started_ns: int) -> SessionRecorder | None:
         """The session's recorder. In strict mode a session that cannot be recorded is refused (raises)."""
         try:
@@ -130,6 +166,10 @@ class Gateway:
 
     def session_started(self, session: Session) -> None:
         self.sessions.add(session)
+        self.audit(
+            session,
+            {"action": "session.start", "protocol": session.protocol, "client": session.client_address},
+        )
         log.info(
             "session %s started: %s (%s) → %s from %s",
             session.id,
@@ -141,6 +181,7 @@ class Gateway:
 
     def session_ended(self, session: Session, reason: str, recorder: SessionRecorder | None) -> None:
         self.sessions.end(session, reason)
+        self.audit(session, {"action": "session.end", "reason": reason})
         log.info("session %s ended: %s", session.id, reason)
         if recorder is not None:
             # Sealing fsyncs: keep it off the event loop.

@@ -69,7 +69,7 @@ class Framer:
 
 
 class MessageDecoder:
-    """Framer plus typed decoding for one direction ('frontend' = client→server, 'backend' = server→client)."""
+    """Framer plus typed decoding for one direction: "frontend" (client side) or "backend" (server side)."""
 
     __slots__ = ("_decode", "framer")
 

@@ -10,8 +10,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from proxy.gateway_queries import WRITE_FUNCTIONS_SQL
 from proxy.identity.model import TokenRejected
 from proxy.postgres.endpoint import Endpoint, PeerClosed
+from proxy.postgres.enforcement import StatementGate
 from proxy.postgres.framing import (
     CancelRequest,
     GSSENCRequest,
@@ -41,7 +43,7 @@ from proxy.postgres.protocol import (
     ProtocolError,
 )
 from proxy.postgres.relay import PgRelay
-from proxy.postgres.upstream import UpstreamError, UpstreamTarget, connect_upstream, send_cancel
+from proxy.postgres.upstream import UpstreamError, UpstreamTarget, connect_upstream, run_query, send_cancel
 from proxy.sessions import Session, new_session_id
 
 if TYPE_CHECKING:
@@ -310,10 +312,16 @@ class PostgresListener:
         target = self.gateway.upstream_target(connection)
         forwarded = {k: v for k, v in params.items() if k.lower() in FORWARDED_PARAMETERS}
         forwarded.setdefault("application_name", f"hoop-tui/{identity.subject}"[:63])
+        if not session_policy.allows_writes:
+            # The second wall: even a statement the classifier misjudged cannot write.
+            forwarded["default_transaction_read_only"] = "on"
+        classifier, refresh_functions = self.gateway.classifier_for(connection_name)
+        max_size = self.gateway.settings.max_message_size
         try:
-            link = await connect_upstream(
-                target, password, forwarded, max_message_size=self.gateway.settings.max_message_size
-            )
+            link = await connect_upstream(target, password, forwarded, max_message_size=max_size)
+            if refresh_functions:
+                rows = await run_query(link, WRITE_FUNCTIONS_SQL, max_message_size=max_size)
+                self.gateway.set_write_functions(connection_name, rows)
         except UpstreamError as exc:
             raise HandshakeRefused(
                 f'the upstream of connection "{connection_name}" is unavailable',
@@ -365,6 +373,8 @@ class PostgresListener:
                 record=recorder.append if recorder is not None else None,
                 on_close=closed,
                 started_ns=started_ns,
+                gate=StatementGate(session_policy, classifier),
+                audit=lambda record: self.gateway.audit(session, record),
             )
             relay.transaction_status = link.transaction_status
             session.counters = relay.counters

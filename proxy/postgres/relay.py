@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from proxy.postgres.enforcement import Verdict, denial_message, new_reference, raising_query
 from proxy.postgres.messages import (
     ErrorResponse,
     NoticeResponse,
@@ -23,13 +24,15 @@ from proxy.postgres.protocol import SQLSTATE_PROTOCOL_VIOLATION, ProtocolError
 
 if TYPE_CHECKING:
     from proxy.postgres.endpoint import Endpoint
+    from proxy.postgres.enforcement import StatementGate
 
 _unpack_i32 = struct.Struct("!i").unpack_from
 _unpack_i16 = struct.Struct("!h").unpack_from
 
 # Frontend type bytes the relay looks at.
 _Q, _P, _B, _E, _X, _F, _COPY_DATA = b"Q"[0], b"P"[0], b"B"[0], b"E"[0], b"X"[0], b"F"[0], b"d"[0]
-CLIENT_INSPECT = frozenset({_Q, _P, _B, _E, _X, _F, _COPY_DATA})
+_SYNC = b"S"[0]
+CLIENT_INSPECT = frozenset({_Q, _P, _B, _E, _X, _F, _COPY_DATA, _SYNC})
 # Backend type bytes the relay looks at ('D' is counted inline, the rest are decoded).
 _DATA_ROW, _ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY = (
     b"D"[0],
@@ -43,7 +46,7 @@ SERVER_INSPECT = frozenset({_ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY, _COPY
 
 
 def _cstring_at(data: bytes | memoryview, start: int, end: int) -> tuple[str, int]:
-    """Decode the NUL-terminated string at `start` (within a frame ending at `end`); return it and the next offset."""
+    """The NUL-terminated string at `start` (in a frame ending at `end`) and the offset after it."""
     terminator = bytes(data[start:end]).find(b"\0")
     if terminator < 0:
         raise ProtocolError("unterminated string in message")
@@ -61,6 +64,17 @@ class SessionCounters:
         self.bytes_from_server = 0
 
 
+class _Injection:
+    """A raising query the relay put in place of a denied extended-protocol batch (see `_deny_batch`)."""
+
+    __slots__ = ("own_error_seen", "ready_index", "reference")
+
+    def __init__(self, reference: str, ready_index: int) -> None:
+        self.reference = reference
+        self.ready_index = ready_index  # the ReadyForQuery number our raising Query produces
+        self.own_error_seen = False
+
+
 class PgRelay:
     """Relays one established session; `on_close(reason)` fires once when either side ends."""
 
@@ -73,6 +87,8 @@ class PgRelay:
         record: Callable[[list[Any]], None] | None,
         on_close: Callable[[str], None],
         started_ns: int | None = None,
+        gate: StatementGate | None = None,
+        audit: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.client = client
         self.server = server
@@ -85,6 +101,15 @@ class PgRelay:
         self._client_tail = b""
         self._server_tail = b""
         self._closed = False
+        self.gate = gate
+        self.audit = audit
+        # Extended-protocol deny: drop everything up to Sync, then send `_pending_raise` before the Sync.
+        self._skipping_to_sync = False
+        self._pending_raise: tuple[str, bytes] | None = None
+        # ReadyForQuery accounting: how many the client's messages will produce, how many arrived.
+        self._ready_expected = 0
+        self._ready_seen = 0
+        self._injections: list[_Injection] = []
         client.peer = server.transport
         server.peer = client.transport
 
@@ -132,6 +157,8 @@ class PgRelay:
         size = len(data)
         self.counters.bytes_from_client += size
         pos = 0
+        forwarded_to = 0  # data[forwarded_to:pos] is pass-through not yet placed in `pieces`
+        pieces: list[bytes] | None = None  # only built when a message is dropped or replaced
         limit = self.max_size
         record = self.record
         try:
@@ -143,31 +170,73 @@ class PgRelay:
                 end = pos + 1 + length
                 if end > size:
                     break
-                if type_byte in CLIENT_INSPECT:
-                    self._client_message(type_byte, data, pos + 5, end, record)
+                if self._skipping_to_sync or type_byte in CLIENT_INSPECT:
+                    replacement = self._client_message(type_byte, data, pos + 5, end, record)
+                    if replacement is not None:
+                        if pieces is None:
+                            pieces = []
+                        if forwarded_to < pos:
+                            pieces.append(data[forwarded_to:pos])
+                        if replacement:
+                            pieces.append(replacement)
+                        forwarded_to = end
                 pos = end
         except ProtocolError as exc:
             self.fail_client(str(exc))
             return
         if pos < size:
             self._client_tail = data[pos:]
-        if pos:
-            self.server.transport.write(data if pos == size else data[:pos])  # type: ignore[union-attr]
+        transport = self.server.transport
+        if pieces is None:
+            if pos:
+                transport.write(data if pos == size else data[:pos])  # type: ignore[union-attr]
+        else:
+            if forwarded_to < pos:
+                pieces.append(data[forwarded_to:pos])
+            transport.writelines(pieces)  # type: ignore[union-attr]
 
     def _client_message(
         self, type_byte: int, data: bytes, start: int, end: int, record: Callable[[list[Any]], None] | None
-    ) -> None:
+    ) -> bytes | None:
+        """Look at one client message: None forwards it; bytes are sent instead of it (b"" drops it)."""
+        if self._skipping_to_sync:
+            # After a denied Parse PostgreSQL would ignore everything up to Sync; so do we.
+            if type_byte != _SYNC:
+                return b""
+            assert self._pending_raise is not None
+            reference, raising = self._pending_raise
+            self._skipping_to_sync = False
+            self._pending_raise = None
+            self._injections.append(_Injection(reference, self._ready_expected + 1))
+            self._ready_expected += 2  # our raising Query, then the client's Sync
+            return raising + bytes(data[start - 5 : end])
         if type_byte == _Q:
             self.counters.statements += 1
+            self._ready_expected += 1
+            sql, _ = _cstring_at(data, start, end)
             if record is not None:
-                sql, _ = _cstring_at(data, start, end)
                 record([self.now_us(), "pg.query", sql])
+            if self.gate is not None:
+                verdict = self.gate.check(sql)
+                self._note_decision(verdict, sql, record)
+                if verdict.action != "allow":
+                    return raising_query(self._deny_text(verdict))
         elif type_byte == _P:
             self.counters.statements += 1
+            name, offset = _cstring_at(data, start, end)
+            sql, _ = _cstring_at(data, offset, end)
             if record is not None:
-                name, offset = _cstring_at(data, start, end)
-                sql, _ = _cstring_at(data, offset, end)
                 record([self.now_us(), "pg.parse", name, sql])
+            if self.gate is not None:
+                verdict = self.gate.check(sql)
+                self._note_decision(verdict, sql, record)
+                if verdict.action != "allow":
+                    message = self._deny_text(verdict)
+                    self._skipping_to_sync = True
+                    self._pending_raise = (message.rsplit("[ref ", 1)[-1].rstrip("]"), raising_query(message))
+                    return b""
+        elif type_byte == _SYNC:
+            self._ready_expected += 1
         elif type_byte == _B:
             if record is not None:
                 portal, offset = _cstring_at(data, start, end)
@@ -186,10 +255,47 @@ class PgRelay:
                 record([self.now_us(), "pg.copy", "in", bytes(data[start:end])])
         elif type_byte == _F:
             self.counters.statements += 1
+            self._ready_expected += 1
+            oid = _unpack_i32(data, start)[0] if start + 4 <= end else 0
             if record is not None:
-                record([self.now_us(), "pg.function_call", _unpack_i32(data, start)[0]])
+                record([self.now_us(), "pg.function_call", oid])
+            if self.gate is not None:
+                verdict = self.gate.check_function_call()
+                self._note_decision(verdict, f"<function call oid {oid}>", record)
+                if verdict.action != "allow":
+                    return raising_query(self._deny_text(verdict))
         elif type_byte == _X:
             self.close("client terminated the session")
+        return None
+
+    def _note_decision(self, verdict: Verdict, sql: str, record: Callable[[list[Any]], None] | None) -> None:
+        if record is not None:
+            record(
+                [
+                    self.now_us(),
+                    "policy.decision",
+                    {
+                        "decision": verdict.action,
+                        "kind": verdict.kind,
+                        "rule": verdict.rule,
+                        "flags": verdict.flags,
+                    },
+                ]
+            )
+        if self.audit is not None:
+            self.audit(
+                {
+                    "action": "statement",
+                    "decision": verdict.action,
+                    "kind": verdict.kind,
+                    "rule": verdict.rule,
+                    "statement": sql,
+                }
+            )
+
+    @staticmethod
+    def _deny_text(verdict: Verdict) -> str:
+        return denial_message(verdict, new_reference())
 
     # ---------------------------------------------------------------- server → client
 
@@ -204,6 +310,8 @@ class PgRelay:
         record = self.record
         rows = 0
         run_start = -1  # start of the current run of DataRow frames, for the recorder
+        pieces: list[bytes] | None = None  # only when a message is swallowed
+        kept_from = 0
         try:
             while size - pos >= 5:
                 type_byte = data[pos]
@@ -217,6 +325,18 @@ class PgRelay:
                     rows += 1
                     if run_start < 0:
                         run_start = pos
+                elif type_byte == _READY and self._count_ready_and_check_swallow():
+                    # The ReadyForQuery of a raising query we injected: the client never asked for it.
+                    if run_start >= 0:
+                        if record is not None:
+                            record([self.now_us(), "pg.rows", rows, data[run_start:pos]])
+                        self.counters.rows += rows
+                        rows, run_start = 0, -1
+                    if pieces is None:
+                        pieces = []
+                    pieces.append(data[kept_from:pos])
+                    kept_from = end
+                    self.transaction_status = chr(data[pos + 5])
                 else:
                     if run_start >= 0:
                         if record is not None:
@@ -238,14 +358,41 @@ class PgRelay:
             self.counters.rows += rows
         if pos < size:
             self._server_tail = data[pos:]
-        if pos:
-            self.client.transport.write(data if pos == size else data[:pos])  # type: ignore[union-attr]
+        transport = self.client.transport
+        if pieces is None:
+            if pos:
+                transport.write(data if pos == size else data[:pos])  # type: ignore[union-attr]
+        else:
+            pieces.append(data[kept_from:pos])
+            transport.writelines(pieces)  # type: ignore[union-attr]
+
+    def _count_ready_and_check_swallow(self) -> bool:
+        """Counts each ReadyForQuery; True means drop this one (it answers a query we injected)."""
+        self._ready_seen += 1
+        if not self._injections:
+            return False
+        injection = self._injections[0]
+        if self._ready_seen < injection.ready_index:
+            return False
+        self._injections.pop(0)
+        if injection.own_error_seen:
+            return True
+        # The batch had failed before our raising query, so PostgreSQL skipped it (no ReadyForQuery of
+        # its own): this one is the client's Sync. Count the phantom so later injections line up.
+        self._ready_seen += 1
+        return False
 
     def _server_message(
         self, type_byte: int, data: bytes, start: int, end: int, record: Callable[[list[Any]], None] | None
     ) -> None:
         if type_byte == _READY:
             self.transaction_status = chr(data[start])
+        elif type_byte == _ERROR and self._injections:
+            fields = ErrorResponse.decode(bytes(data[start:end])).fields
+            if fields.get("M", "").endswith(f"[ref {self._injections[0].reference}]"):
+                self._injections[0].own_error_seen = True
+            if record is not None:
+                record([self.now_us(), "pg.error", fields])
         elif record is None:
             return
         elif type_byte == _COMPLETE:

@@ -190,6 +190,31 @@ async def connect_upstream(
         raise UpstreamError(f"upstream protocol error during login: {exc}") from None
 
 
+async def run_query(link: UpstreamLink, sql: str, *, max_message_size: int) -> list[tuple[str | None, ...]]:
+    """Run one query on an idle upstream link before relaying starts (the gateway's own bookkeeping)."""
+    from proxy.postgres.messages import DataRow, Query
+
+    decoder = MessageDecoder("backend", max_message_size)
+    decoder.feed(link.pending)
+    link.pending = b""
+    link.endpoint.write(Query(sql).encode())
+    rows: list[tuple[str | None, ...]] = []
+    failure: str | None = None
+    while True:
+        message = await _next_message(link.endpoint, decoder)
+        if isinstance(message, DataRow):
+            rows.append(tuple(None if v is None else v.decode("utf-8", "replace") for v in message.values))
+        elif isinstance(message, ErrorResponse):
+            failure = message.message
+        elif isinstance(message, ReadyForQuery):
+            link.transaction_status = message.status
+            break
+    link.pending = decoder.framer.take_raw() + link.endpoint.unread()
+    if failure is not None:
+        raise UpstreamError(f"gateway query failed upstream: {failure}")
+    return rows
+
+
 async def send_cancel(target: UpstreamTarget, pid: int, secret: bytes) -> None:
     """Ask the upstream to cancel the running query of backend `pid` (a fresh, short-lived connection)."""
     try:

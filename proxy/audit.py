@@ -1,0 +1,80 @@
+"""The audit trail: every decision and session event as one JSON line, batched to disk off the event loop."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("hoop.audit")
+
+
+class AuditLog:
+    """Append-only JSONL files `<dir>/audit-<UTC date>-<gateway>-<pid>.jsonl`; `append` never touches disk.
+
+    One file per process, so several gateway workers never interleave partial lines. A thread writes
+    batches every `flush_interval` seconds (fsynced when `durable`).
+    """
+
+    def __init__(
+        self, directory: Path, gateway_id: str, *, flush_interval: float = 0.2, durable: bool = True
+    ) -> None:
+        self.directory = directory
+        self.gateway_id = gateway_id
+        self.flush_interval = flush_interval
+        self.durable = durable
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="hoop-audit", daemon=True)
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._thread.start()
+
+    def append(self, record: dict[str, Any]) -> None:
+        record["at"] = time.time()
+        record["gateway"] = self.gateway_id
+        with self._lock:
+            self._pending.append(record)
+
+    def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def current_path(self) -> Path:
+        day = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+        return self.directory / f"audit-{day}-{self.gateway_id}-{os.getpid()}.jsonl"
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if batch:
+                try:
+                    self._write(batch)
+                except OSError as error:
+                    self.error = error
+                    log.error("audit log write failed: %s", error)
+            if self._stopping:
+                with self._lock:
+                    if not self._pending:
+                        return
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(record, separators=(",", ":"), default=str) + "\n" for record in batch)
+        with self.current_path().open("a", encoding="utf-8") as handle:
+            handle.write(text)
+            if self.durable:
+                handle.flush()
+                os.fsync(handle.fileno())
