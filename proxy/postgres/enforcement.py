@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from proxy.policy.classify import SqlClassifier, StatementClass
 from proxy.policy.engine import Decision, SessionPolicy
 from proxy.policy.kinds import CHANGES_READ_ONLY, READ_WRITE, severity
-from proxy.postgres.messages import Query
+from proxy.postgres.messages import Bind, Execute, Parse, Query
 
 DENY_SQLSTATE = "42501"
 _READ_ONLY_FLAGS = frozenset({CHANGES_READ_ONLY, READ_WRITE})
@@ -102,3 +102,9 @@ def raising_query(message: str, sqlstate: str = DENY_SQLSTATE) -> bytes:
     body = f"RAISE EXCEPTION USING ERRCODE = {_sql_literal(sqlstate)}, MESSAGE = {_sql_literal(message)};"
     tag = "$hoop_" + secrets.token_hex(4) + "$"
     return Query(f"DO {tag}BEGIN {body} END{tag}").encode()
+
+
+def raising_extended(message: str, sqlstate: str = DENY_SQLSTATE) -> bytes:
+    """Parse/Bind/Execute (unnamed) of the raising statement, for use inside an extended-protocol batch."""
+    sql = Query.decode(raising_query(message, sqlstate)[5:]).sql
+    return Parse("", sql).encode() + Bind().encode() + Execute().encode()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from proxy.postgres.enforcement import Verdict, denial_message, new_reference, raising_query
+from proxy.postgres.enforcement import Verdict, denial_message, new_reference, raising_extended, raising_query
 from proxy.postgres.messages import (
     ErrorResponse,
     NoticeResponse,
@@ -31,8 +32,10 @@ _unpack_i16 = struct.Struct("!h").unpack_from
 
 # Frontend type bytes the relay looks at.
 _Q, _P, _B, _E, _X, _F, _COPY_DATA = b"Q"[0], b"P"[0], b"B"[0], b"E"[0], b"X"[0], b"F"[0], b"d"[0]
-_SYNC = b"S"[0]
+_SYNC, _FLUSH = b"S"[0], b"H"[0]
 CLIENT_INSPECT = frozenset({_Q, _P, _B, _E, _X, _F, _COPY_DATA, _SYNC})
+_BATCH_TRACKED = frozenset({_Q, _P, _B, _F, _SYNC})
+_PARSE_COMPLETE, _BIND_COMPLETE = b"1"[0], b"2"[0]
 # Backend type bytes the relay looks at ('D' is counted inline, the rest are decoded).
 _DATA_ROW, _ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY = (
     b"D"[0],
@@ -64,15 +67,19 @@ class SessionCounters:
         self.bytes_from_server = 0
 
 
-class _Injection:
-    """A raising query the relay put in place of a denied extended-protocol batch (see `_deny_batch`)."""
+class _Batch:
+    """Responses owed for one run of client messages ending in Sync (or one Query / FunctionCall).
 
-    __slots__ = ("own_error_seen", "ready_index", "reference")
+    Each forwarded Parse and Bind is listed in order, marked True when the gateway injected it; the
+    server answers them in the same order, so the ParseComplete/BindComplete of an injected message
+    can be recognised and kept from the client, who never sent it.
+    """
 
-    def __init__(self, reference: str, ready_index: int) -> None:
-        self.reference = reference
-        self.ready_index = ready_index  # the ReadyForQuery number our raising Query produces
-        self.own_error_seen = False
+    __slots__ = ("binds", "parses")
+
+    def __init__(self) -> None:
+        self.parses: deque[bool] = deque()
+        self.binds: deque[bool] = deque()
 
 
 class PgRelay:
@@ -103,13 +110,10 @@ class PgRelay:
         self._closed = False
         self.gate = gate
         self.audit = audit
-        # Extended-protocol deny: drop everything up to Sync, then send `_pending_raise` before the Sync.
+        # Extended-protocol deny: after a denied Parse everything but Flush is dropped up to Sync.
         self._skipping_to_sync = False
-        self._pending_raise: tuple[str, bytes] | None = None
-        # ReadyForQuery accounting: how many the client's messages will produce, how many arrived.
-        self._ready_expected = 0
-        self._ready_seen = 0
-        self._injections: list[_Injection] = []
+        # Oldest first: the batch the server is answering now is _batches[0]; the client adds to [-1].
+        self._batches: deque[_Batch] = deque((_Batch(),))
         client.peer = server.transport
         server.peer = client.transport
 
@@ -200,19 +204,17 @@ class PgRelay:
     ) -> bytes | None:
         """Look at one client message: None forwards it; bytes are sent instead of it (b"" drops it)."""
         if self._skipping_to_sync:
-            # After a denied Parse PostgreSQL would ignore everything up to Sync; so do we.
+            # After a denied Parse PostgreSQL ignores everything up to Sync; so do we. Flush still goes
+            # through: clients such as asyncpg send Parse/Describe/Flush and wait for the error.
+            if type_byte == _FLUSH:
+                return None
             if type_byte != _SYNC:
                 return b""
-            assert self._pending_raise is not None
-            reference, raising = self._pending_raise
             self._skipping_to_sync = False
-            self._pending_raise = None
-            self._injections.append(_Injection(reference, self._ready_expected + 1))
-            self._ready_expected += 2  # our raising Query, then the client's Sync
-            return raising + bytes(data[start - 5 : end])
+        if self.gate is not None and type_byte in _BATCH_TRACKED:
+            self._track(type_byte)
         if type_byte == _Q:
             self.counters.statements += 1
-            self._ready_expected += 1
             sql, _ = _cstring_at(data, start, end)
             if record is not None:
                 record([self.now_us(), "pg.query", sql])
@@ -231,12 +233,14 @@ class PgRelay:
                 verdict = self.gate.check(sql)
                 self._note_decision(verdict, sql, record)
                 if verdict.action != "allow":
-                    message = self._deny_text(verdict)
+                    # In place of the Parse: a Parse/Bind/Execute of a raising statement. The server answers
+                    # with its own ErrorResponse where the client expects the Parse's answer, and aborts the
+                    # batch (and its implicit transaction) exactly as if the client's statement had failed.
                     self._skipping_to_sync = True
-                    self._pending_raise = (message.rsplit("[ref ", 1)[-1].rstrip("]"), raising_query(message))
-                    return b""
-        elif type_byte == _SYNC:
-            self._ready_expected += 1
+                    batch = self._batches[-1]
+                    batch.parses[-1] = True
+                    batch.binds.append(True)
+                    return raising_extended(self._deny_text(verdict))
         elif type_byte == _B:
             if record is not None:
                 portal, offset = _cstring_at(data, start, end)
@@ -255,7 +259,6 @@ class PgRelay:
                 record([self.now_us(), "pg.copy", "in", bytes(data[start:end])])
         elif type_byte == _F:
             self.counters.statements += 1
-            self._ready_expected += 1
             oid = _unpack_i32(data, start)[0] if start + 4 <= end else 0
             if record is not None:
                 record([self.now_us(), "pg.function_call", oid])
@@ -267,6 +270,15 @@ class PgRelay:
         elif type_byte == _X:
             self.close("client terminated the session")
         return None
+
+    def _track(self, type_byte: int) -> None:
+        batches = self._batches
+        if type_byte == _P:
+            batches[-1].parses.append(False)
+        elif type_byte == _B:
+            batches[-1].binds.append(False)
+        else:  # Sync, Query and FunctionCall each end the current batch with one ReadyForQuery
+            batches.append(_Batch())
 
     def _note_decision(self, verdict: Verdict, sql: str, record: Callable[[list[Any]], None] | None) -> None:
         if record is not None:
@@ -325,18 +337,12 @@ class PgRelay:
                     rows += 1
                     if run_start < 0:
                         run_start = pos
-                elif type_byte == _READY and self._count_ready_and_check_swallow():
-                    # The ReadyForQuery of a raising query we injected: the client never asked for it.
-                    if run_start >= 0:
-                        if record is not None:
-                            record([self.now_us(), "pg.rows", rows, data[run_start:pos]])
-                        self.counters.rows += rows
-                        rows, run_start = 0, -1
+                elif (type_byte in (_PARSE_COMPLETE, _BIND_COMPLETE)) and self._injected(type_byte):
+                    # The answer to a message the gateway injected: the client never sent it.
                     if pieces is None:
                         pieces = []
                     pieces.append(data[kept_from:pos])
                     kept_from = end
-                    self.transaction_status = chr(data[pos + 5])
                 else:
                     if run_start >= 0:
                         if record is not None:
@@ -366,33 +372,24 @@ class PgRelay:
             pieces.append(data[kept_from:pos])
             transport.writelines(pieces)  # type: ignore[union-attr]
 
-    def _count_ready_and_check_swallow(self) -> bool:
-        """Counts each ReadyForQuery; True means drop this one (it answers a query we injected)."""
-        self._ready_seen += 1
-        if not self._injections:
+    def _injected(self, type_byte: int) -> bool:
+        if self.gate is None:
             return False
-        injection = self._injections[0]
-        if self._ready_seen < injection.ready_index:
-            return False
-        self._injections.pop(0)
-        if injection.own_error_seen:
-            return True
-        # The batch had failed before our raising query, so PostgreSQL skipped it (no ReadyForQuery of
-        # its own): this one is the client's Sync. Count the phantom so later injections line up.
-        self._ready_seen += 1
-        return False
+        batch = self._batches[0]
+        owners = batch.parses if type_byte == _PARSE_COMPLETE else batch.binds
+        return owners.popleft() if owners else False
 
     def _server_message(
         self, type_byte: int, data: bytes, start: int, end: int, record: Callable[[list[Any]], None] | None
     ) -> None:
         if type_byte == _READY:
             self.transaction_status = chr(data[start])
-        elif type_byte == _ERROR and self._injections:
-            fields = ErrorResponse.decode(bytes(data[start:end])).fields
-            if fields.get("M", "").endswith(f"[ref {self._injections[0].reference}]"):
-                self._injections[0].own_error_seen = True
-            if record is not None:
-                record([self.now_us(), "pg.error", fields])
+            if self.gate is not None:
+                # This batch is answered; whatever it still owed was skipped after an error.
+                batches = self._batches
+                batches.popleft()
+                if not batches:
+                    batches.append(_Batch())
         elif record is None:
             return
         elif type_byte == _COMPLETE:
