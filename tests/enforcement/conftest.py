@@ -38,7 +38,8 @@ DROP ROLE IF EXISTS evil;
 CREATE TABLE victims (id int PRIMARY KEY, name text);
 INSERT INTO victims VALUES (1, 'alice'), (2, 'bob'), (3, 'carol');
 CREATE SEQUENCE victim_seq;
-CREATE FUNCTION bump() RETURNS int LANGUAGE sql VOLATILE AS 'INSERT INTO victims VALUES (100, ''bumped'') RETURNING 1';
+CREATE FUNCTION bump() RETURNS int LANGUAGE sql VOLATILE
+    AS 'INSERT INTO victims VALUES (100, ''bumped'') RETURNING 1';
 GRANT ALL ON victims, victim_seq TO app;
 GRANT EXECUTE ON FUNCTION bump() TO app;
 """
