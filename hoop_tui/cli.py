@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from hoop_tui.commands.demo import demo_command
 from hoop_tui.commands.gateway import init_command, serve_command
 from hoop_tui.commands.token import token_group
 
@@ -14,6 +15,7 @@ def main() -> None:
     """hoop-tui: an identity-aware gateway for AI agents, and the console to answer for them."""
 
 
+main.add_command(demo_command)
 main.add_command(init_command)
 main.add_command(serve_command)
 main.add_command(token_group)

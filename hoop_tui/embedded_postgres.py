@@ -118,6 +118,9 @@ class EmbeddedPostgres:
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
+        elif (self.data_dir / "postmaster.pid").exists():
+            # A previous run that was killed left its server behind: stop it rather than fail on the lock.
+            self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", check=False)
         result = self._pg(
             "pg_ctl",
             "-w",

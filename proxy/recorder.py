@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +19,16 @@ log = logging.getLogger("hoop.recorder")
 class SessionRecorder:
     """Owns one session's RecordingWriter. `append` is the writer's own O(1) method, bound once."""
 
-    __slots__ = ("_writer", "append", "path")
+    __slots__ = ("_started_ns", "_writer", "append", "path")
 
-    def __init__(self, writer: RecordingWriter, path: Path) -> None:
+    def __init__(self, writer: RecordingWriter, path: Path, started_ns: int) -> None:
         self._writer = writer
+        self._started_ns = started_ns
         self.path = path
         self.append = writer.append
+
+    def now_us(self) -> int:
+        return (time.monotonic_ns() - self._started_ns) // 1000
 
     @property
     def error(self) -> BaseException | None:
@@ -36,7 +41,7 @@ class SessionRecorder:
     def close(self, reason: str) -> None:
         """Blocking (flush, seal, fsync): call from a worker thread."""
         try:
-            self._writer.close(end_event=["session.end", {"reason": reason}])
+            self._writer.close(end_event=[self.now_us(), "session.end", {"reason": reason}])
         except Exception:
             log.exception("sealing recording %s failed", self.path)
 
@@ -71,7 +76,6 @@ def open_session_recorder(gateway: Gateway, session: Session, started_ns: int) -
         signing_key,
         durability=settings.recording_durability,
         terminal=session.protocol == "ssh",
-        started_ns=started_ns,
     )
     writer.start()
-    return SessionRecorder(writer, path)
+    return SessionRecorder(writer, path, started_ns)

@@ -89,7 +89,6 @@ def gateway_config_text(
         postgres_listen = "127.0.0.1:0"
         ssh_listen = "off"
         recording_durability = "none"
-        strict = false
         {extra}
 
         [identity]

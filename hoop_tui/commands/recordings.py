@@ -162,9 +162,8 @@ class _ProgressBar:
 def _text_output(output: Path | None) -> Iterator[IO[str]]:
     """A UTF-8 text stream to ``output`` (written to a temporary name, renamed on success) or stdout."""
     if output is None:
-        stream = io.TextIOWrapper(
-            click.get_binary_stream("stdout"), encoding="utf-8", errors="backslashreplace", newline=""
-        )
+        sys.stdout.flush()
+        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="backslashreplace", newline="")
         try:
             yield stream
             stream.flush()
@@ -183,7 +182,8 @@ def _text_output(output: Path | None) -> Iterator[IO[str]]:
 @contextmanager
 def _binary_output(output: Path | None) -> Iterator[IO[bytes]]:
     if output is None:
-        stdout = click.get_binary_stream("stdout")
+        sys.stdout.flush()
+        stdout = sys.stdout.buffer
         if stdout.isatty():
             _fail("export", "an evidence bundle is a zip file: use -o FILE or redirect stdout")
         yield stdout

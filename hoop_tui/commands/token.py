@@ -33,7 +33,8 @@ def mint_command(config_path: str, subject: str, groups: str, ttl: str) -> None:
         fail("--ttl must be positive")
     if not any(i.issuer == "local" for i in config.identity.issuers):
         fail(
-            f'{config_path}: identity.issuer does not include "local"; mint tokens with your identity provider'
+            f'{config_path}: identity.issuer does not include "local"; '
+            "mint tokens with your identity provider"
         )
     issuer = LocalIssuer.load_or_create(config.gateway.state_dir)
     group_list = [g.strip() for g in groups.split(",") if g.strip()]

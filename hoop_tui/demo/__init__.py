@@ -1,0 +1,1 @@
+"""`hoop-tui demo`: an embedded Postgres full of fake people, the gateway in front of it, and a demo agent."""
