@@ -56,9 +56,8 @@ def seed_sql(customers: int = 200, seed: int = 7) -> str:
         customer = rng.randint(1, customers)
         total = rng.randint(100, 90000) / 100
         placed = f"now() - interval '{rng.randint(0, 400)} days'"
-        orders.append(
-            f"({order_id}, {customer}, 'ORD-{100000 + order_id}', {total:.2f}, {placed}, '{rng.choice(statuses)}')"
-        )
+        reference = f"ORD-{100000 + order_id}"
+        orders.append(f"({order_id}, {customer}, '{reference}', {total:.2f}, {placed}, '{rng.choice(statuses)}')")
     return f"""
 DROP TABLE IF EXISTS orders, customers CASCADE;
 CREATE TABLE customers (
