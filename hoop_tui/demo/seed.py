@@ -57,7 +57,8 @@ def seed_sql(customers: int = 200, seed: int = 7) -> str:
         total = rng.randint(100, 90000) / 100
         placed = f"now() - interval '{rng.randint(0, 400)} days'"
         reference = f"ORD-{100000 + order_id}"
-        orders.append(f"({order_id}, {customer}, '{reference}', {total:.2f}, {placed}, '{rng.choice(statuses)}')")
+        status = rng.choice(statuses)
+        orders.append(f"({order_id}, {customer}, '{reference}', {total:.2f}, {placed}, '{status}')")
     return f"""
 DROP TABLE IF EXISTS orders, customers CASCADE;
 CREATE TABLE customers (
