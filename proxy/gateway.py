@@ -42,19 +42,7 @@ class Gateway:
         self.worker_index = worker_index
         self.reuse_port = reuse_port
         self.sessions = SessionRegistry()
-        self.verifier = TokenVerifier(
-            [
-                IssuerConfig(
-                    issuer=i.issuer,
-                    audience=i.audience,
-                    groups_claim=i.groups_claim,
-                    ca_file=str(i.ca_file) if i.ca_file else None,
-                )
-                for i in config.identity.issuers
-            ],
-            state_dir=self.settings.state_dir,
-            leeway_seconds=config.identity.leeway_seconds,
-        )
+        self.verifier = self._make_verifier(config)
         self.policies = PolicyEngine(config.policies)
         self.postgres: PostgresListener | None = None
         self.postgres_address: tuple[str, int] | None = None
@@ -66,6 +54,22 @@ class Gateway:
             self.settings.state_dir / "audit",
             self.settings.gateway_id,
             durable=self.settings.recording_durability != "none",
+        )
+
+    @staticmethod
+    def _make_verifier(config: Config) -> TokenVerifier:
+        return TokenVerifier(
+            [
+                IssuerConfig(
+                    issuer=i.issuer,
+                    audience=i.audience,
+                    groups_claim=i.groups_claim,
+                    ca_file=str(i.ca_file) if i.ca_file else None,
+                )
+                for i in config.identity.issuers
+            ],
+            state_dir=config.gateway.state_dir,
+            leeway_seconds=config.identity.leeway_seconds,
         )
 
     # ---------------------------------------------------------------- lifecycle
@@ -91,6 +95,25 @@ class Gateway:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         await asyncio.to_thread(self.audit_log.close)
+
+    def reload(self, config: Config) -> None:
+        """Apply a new config (SIGHUP).
+
+        Live sessions keep the policy they started with; new sessions get the new identity, connection and
+        policy settings. Listen addresses and the state dir need a restart.
+        """
+        if (config.gateway.postgres_listen, config.gateway.state_dir) != (
+            self.settings.postgres_listen,
+            self.settings.state_dir,
+        ):
+            log.warning("reload: listen addresses and state_dir changes take effect after a restart")
+        verifier = self._make_verifier(config)
+        self.config = config
+        self.verifier = verifier
+        self.policies = PolicyEngine(config.policies)
+        self._classifiers.clear()
+        self.audit(None, {"action": "config.reload", "path": str(config.path)})
+        log.info("configuration reloaded from %s", config.path)
 
     # ---------------------------------------------------------------- services for the listeners
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -34,6 +35,7 @@ async def serve_gateway(
     worker_index: int = 0,
     reuse_port: bool = False,
     on_ready: Callable[[Gateway], None] | None = None,
+    on_reload: Callable[[], None] | None = None,
 ) -> None:
     gateway = Gateway(config, worker_index=worker_index, reuse_port=reuse_port)
     await gateway.start()
@@ -42,6 +44,20 @@ async def serve_gateway(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
+    def reload() -> None:
+        from proxy.config_errors import ConfigError
+
+        try:
+            gateway.reload(load_config(config.path))
+        except ConfigError as error:
+            log.error("reload refused, keeping the running configuration: %s", error)
+            return
+        if on_reload is not None:
+            on_reload()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, reload)
     if on_ready is not None:
         on_ready(gateway)
     try:
@@ -72,10 +88,18 @@ def serve_forever(config: Config, on_ready: Callable[[Gateway], None] | None = N
     for child in children:
         child.start()
     try:
-        run_loop(serve_gateway(config, worker_index=0, reuse_port=True, on_ready=on_ready))
+        run_loop(
+            serve_gateway(
+                config,
+                worker_index=0,
+                reuse_port=True,
+                on_ready=on_ready,
+                on_reload=lambda: [os.kill(c.pid, signal.SIGHUP) for c in children if c.pid],
+            )
+        )
     finally:
         for child in children:
-            child.terminate()
+            child.terminate()  # SIGTERM: each worker stops its listeners and seals its recordings
         for child in children:
             child.join(timeout=10)
     if any(child.exitcode not in (0, -signal.SIGTERM, None) for child in children):

@@ -48,6 +48,15 @@ _DATA_ROW, _ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY = (
 SERVER_INSPECT = frozenset({_ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY, _COPY_DATA})
 
 
+_OWN_ERROR_MARK = b"Mhoop: statement "
+_KEPT_ERROR_FIELDS = frozenset("SVCMDH")
+
+
+def _clean_own_error(data: bytes, start: int, end: int) -> bytes:
+    fields = ErrorResponse.decode(bytes(data[start:end])).fields
+    return ErrorResponse({k: v for k, v in fields.items() if k in _KEPT_ERROR_FIELDS}).encode()
+
+
 def _cstring_at(data: bytes | memoryview, start: int, end: int) -> tuple[str, int]:
     """The NUL-terminated string at `start` (in a frame ending at `end`) and the offset after it."""
     terminator = bytes(data[start:end]).find(b"\0")
@@ -351,6 +360,14 @@ class PgRelay:
                         rows, run_start = 0, -1
                     if type_byte in SERVER_INSPECT:
                         self._server_message(type_byte, data, pos + 5, end, record)
+                    if type_byte == _ERROR and data.find(_OWN_ERROR_MARK, pos + 5, end) >= 0:
+                        # Our own raised denial: drop the PL/pgSQL context and source location PostgreSQL
+                        # attaches to it; the client needs the message, not how the gateway produced it.
+                        if pieces is None:
+                            pieces = []
+                        pieces.append(data[kept_from:pos])
+                        pieces.append(_clean_own_error(data, pos + 5, end))
+                        kept_from = end
                 pos = end
         except ProtocolError as exc:
             self.client.write(

@@ -1,0 +1,198 @@
+"""The Masker: one policy's entities, strategies and custom rules, applied to text, bytes and JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from proxy.masking import jsonmask
+from proxy.masking.detect import Detector, Span, SpanTuple, compile_custom_rules
+from proxy.masking.entities import is_known_entity, mask_token, resolve_entities
+from proxy.masking.strategies import REDACT, Strategy, apply_strategy
+
+Counts = dict[str, int]
+
+# A detection glued to other text ("+1 415 555 2671eyJhbGci...") can hide a neighbour whose boundary check saw
+# the glued character; once masked, the neighbour sees a token bracket instead. Such texts are masked again,
+# up to this many passes, so that masking is idempotent: what comes out holds nothing more to mask.
+_MAX_PASSES = 4
+# Characters that end a value in text: a span bounded by these on both sides changes nothing for its
+# neighbours.
+_SEPARATORS = frozenset(" \t\r\n\"'<>()[]{},;:=|/`@")
+
+# Undecodable bytes survive a decode/encode round trip unchanged (PEP 383), and decoding a concatenation gives
+# the concatenation of the decodings, so masking never depends on how the bytes were cut into values or
+# packets.
+_DECODE_ERRORS = "surrogateescape"
+
+
+class Masker:
+    """Detects the policy's entities and rewrites them with the strategy chosen per entity.
+
+    Build one per policy and reuse it: construction compiles the scan, masking only runs it."""
+
+    def __init__(
+        self,
+        entities: Iterable[str],
+        *,
+        strategies: Mapping[str, Strategy] | None = None,
+        secret: bytes = b"",
+        custom_rules: Mapping[str, str] | None = None,
+        default_strategy: Strategy = REDACT,
+    ) -> None:
+        rules = dict(custom_rules or {})
+        self._entities = resolve_entities(entities, rules)
+        self._detector = Detector(self._entities, compile_custom_rules(rules))
+        self._strategies = dict(strategies or {})
+        for entity, strategy in self._strategies.items():
+            if not is_known_entity(entity, rules):
+                raise ValueError(f"masking strategy given for unknown entity {entity!r}")
+            if not isinstance(strategy, Strategy):
+                raise ValueError(f"masking strategy for {entity!r} must be a Strategy, not {strategy!r}")
+        uses_hash = default_strategy.kind == "hash" or any(
+            s.kind == "hash" for s in self._strategies.values()
+        )
+        if uses_hash and not secret:
+            raise ValueError("the hash masking strategy needs a non-empty gateway secret")
+        self._default = default_strategy
+        self._secret = bytes(secret)
+        self._tokens: dict[str, str] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """False when no entity is enabled: callers skip all masking work."""
+        return bool(self._entities)
+
+    @property
+    def entities(self) -> frozenset[str]:
+        return self._entities
+
+    def strategy_for(self, entity: str) -> Strategy:
+        return self._strategies.get(entity, self._default)
+
+    def replacement(self, entity: str, value: str) -> str:
+        """What `value`, a detected or rule-named `entity`, is replaced with."""
+        strategy = self._strategies.get(entity, self._default)
+        if strategy.kind == "redact":
+            token = self._tokens.get(entity)
+            if token is None:
+                token = self._tokens[entity] = mask_token(entity)
+            return token
+        return apply_strategy(entity, value, strategy, self._secret)
+
+    # --- text and bytes -------------------------------------------------------------------------------------
+
+    def mask_text(self, text: str) -> tuple[str, Counts]:
+        """`text` with every detected entity replaced, and how many of each were replaced."""
+        if not self._entities:
+            return text, {}
+        spans = self._detector.find(text)
+        if not spans:
+            return text, {}
+        return self._render_passes(text, spans)
+
+    def mask_bytes(self, data: bytes) -> tuple[bytes, Counts] | None:
+        """Mask UTF-8 bytes; None when nothing was found. Clean input is rejected by one scan over the raw
+        bytes, without decoding. Invalid UTF-8 is kept byte for byte outside what gets masked."""
+        if not self._entities:
+            return None
+        if type(data) is not bytes:
+            data = bytes(data)
+        found = self._detector.prefilter_bytes(data)
+        if found is None:
+            return None
+        first, numeric = found
+        text = data.decode("utf-8", _DECODE_ERRORS)
+        # Byte offsets are character offsets only in ASCII text.
+        spans = self._detector.find(text, first if first and len(text) == len(data) else 0, numeric)
+        if not spans:
+            return None
+        masked, counts = self._render_passes(text, spans)
+        if not counts:
+            return None
+        return masked.encode("utf-8", _DECODE_ERRORS), counts
+
+    def might_match_bytes(self, data: bytes) -> bool:
+        """The prefilter alone: False means `data` holds nothing to mask."""
+        return bool(self._entities) and self._detector.might_match_bytes(data)
+
+    def first_anchor_joined(self, data: bytes) -> int | None:
+        """The prefilter over several values joined by newlines: None when none of them holds an entity, else
+        an offset in `data` before which none does."""
+        return self._detector.first_anchor_joined(data) if self._entities else None
+
+    def might_match_text(self, text: str) -> bool:
+        return bool(self._entities) and self._detector.might_match_text(text)
+
+    # --- JSON -----------------------------------------------------------------------------------------------
+
+    def mask_json_text(self, text: str) -> tuple[str, Counts]:
+        """Mask inside the string values (and keys) of a JSON document, keeping it valid JSON. The value of a
+        key named like a secret ("password", "api_key", ...) is masked whole."""
+        if not self._entities:
+            return text, {}
+        return jsonmask.mask_json(self, text)
+
+    def mask_json_bytes(self, data: bytes) -> tuple[bytes, Counts] | None:
+        """`mask_json_text` for UTF-8 bytes; None when nothing was found."""
+        if not self._entities:
+            return None
+        if not self._detector.might_match_bytes(data) and b"\\u" not in data:
+            return None
+        masked, counts = jsonmask.mask_json(self, bytes(data).decode("utf-8", _DECODE_ERRORS))
+        if not counts:
+            return None
+        return masked.encode("utf-8", _DECODE_ERRORS), counts
+
+    # --- rendering ------------------------------------------------------------------------------------------
+
+    def render(self, text: str, spans: list[SpanTuple]) -> tuple[str, Counts]:
+        """Replace non-overlapping, ordered `spans` of `text`; counts only replacements that changed something
+        (an already partially masked value is found again, but not counted again)."""
+        pieces: list[str] = []
+        counts: Counts = {}
+        last = 0
+        for start, end, entity in spans:
+            original = text[start:end]
+            replacement = self.replacement(entity, original)
+            pieces.append(text[last:start])
+            pieces.append(replacement)
+            if replacement != original:
+                counts[entity] = counts.get(entity, 0) + 1
+            last = end
+        pieces.append(text[last:])
+        return "".join(pieces), counts
+
+    def _render_passes(self, text: str, spans: list[SpanTuple]) -> tuple[str, Counts]:
+        masked, counts = self.render(text, spans)
+        passes = 1
+        while passes < _MAX_PASSES and _glued(text, spans):
+            text = masked
+            spans = self._detector.find(text)
+            if not spans:
+                break
+            masked, more = self.render(text, spans)
+            if not more:
+                break
+            merge_counts(counts, more)
+            passes += 1
+        return masked, counts
+
+    def find(self, text: str) -> list[Span]:
+        """The spans `mask_text` would replace."""
+        return [Span(*span) for span in self._detector.find(text)] if self._entities else []
+
+
+def _glued(text: str, spans: list[SpanTuple]) -> bool:
+    """True when a span touches a character that could belong to a neighbouring entity."""
+    size = len(text)
+    for start, end, _ in spans:
+        if (start and text[start - 1] not in _SEPARATORS) or (end < size and text[end] not in _SEPARATORS):
+            return True
+    return False
+
+
+def merge_counts(into: Counts, more: Mapping[str, int]) -> Counts:
+    """Add `more` to `into` in place and return it."""
+    for entity, count in more.items():
+        into[entity] = into.get(entity, 0) + count
+    return into

@@ -1,0 +1,1 @@
+"""The SSH data path: command-line analysis for exec requests."""
