@@ -78,6 +78,12 @@ class RowMasker:
             _plan(masker, column.type_oid, TEXT_FORMAT, entity)
             for column, entity in zip(self._columns, entities, strict=True)
         )
+        # A redacted (or NULLed) column-rule value does not depend on the value: compute it once.
+        self._constant_rule_values = {
+            index: _apply_rule(masker, plan, entity, b"")
+            for index, (plan, entity) in enumerate(zip(self._plans, entities, strict=True))
+            if entity is not None and (plan is Plan.RULE_NULL or masker.strategy_for(entity).kind == "redact")
+        }
         self._active = any(self._plans)
         # One prefilter over all of a row's scanned values is sound only when every planned column is scanned
         # (a column rule replaces values whatever they hold).
@@ -183,6 +189,8 @@ class RowMasker:
             return _mask_binary_array(masker, self._array_element_plans[index], value)
         entity = self._rule_entities[index]
         assert entity is not None
+        if index in self._constant_rule_values:
+            return self._constant_rule_values[index], {entity: 1}
         return _apply_rule(masker, plan, entity, value), {entity: 1}
 
     # --- COPY -----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`hoop-tui serve` as a real process: two workers on one port, cross-worker cancel, SIGHUP reload, SIGTERM."""
+"""`hoop-tui serve` as a real process: two workers on one port, cross-worker cancel, reload, SIGTERM."""
 
 from __future__ import annotations
 
@@ -66,11 +66,9 @@ def served(tmp_path: Path, upstream: UpstreamPostgres) -> Iterator[tuple[subproc
 
 
 def mint(config: Path, groups: str = "ci-agents") -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "hoop_tui.cli", "token", "mint", "--config", str(config), "--subject", "ci-bot",
-         "--groups", groups, "--ttl", "10m"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "hoop_tui.cli", "token", "mint", "--config", str(config)]
+    command += ["--subject", "ci-bot", "--groups", groups, "--ttl", "10m"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
     token = result.stdout.strip()
     assert token.count(".") == 2 and "\n" not in token
     return token
