@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from proxy.approvals import Approvals
 from proxy.audit import AuditLog
 from proxy.config import Config, ConnectionSettings, PostgresUpstream, split_host_port
 from proxy.gateway_queries import WRITE_FUNCTIONS_TTL
@@ -23,6 +24,8 @@ from proxy.postgres.listener import PostgresListener
 from proxy.postgres.upstream import UpstreamTarget
 from proxy.recorder import SessionRecorder, open_session_recorder
 from proxy.sessions import Session, SessionRegistry
+from proxy.store.base import SessionIndexRecord, Store
+from proxy.store.factory import open_store
 from proxy.tls import ensure_listener_certificate, server_context
 from proxy.worker_ipc import CancelRouter
 
@@ -50,6 +53,11 @@ class Gateway:
         self._cancel_router: CancelRouter | None = None
         self._closing: set[asyncio.Task[Any]] = set()
         self._classifiers: dict[str, tuple[SqlClassifier, float]] = {}
+        # Approval requests are owned per process: a restarted worker cancels what it held before.
+        self.instance_id = f"{self.settings.gateway_id}/{worker_index}"
+        self.store: Store = open_store(self.settings.store, self.settings.state_dir, self.instance_id)
+        self.approvals = Approvals(self.store, self.instance_id, self.audit)
+        self._background: set[asyncio.Task[Any]] = set()
         self.audit_log = AuditLog(
             self.settings.state_dir / "audit",
             self.settings.gateway_id,
@@ -78,6 +86,13 @@ class Gateway:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.settings.recordings_dir.mkdir(parents=True, exist_ok=True)
         self.audit_log.start()
+        await self.store.open()
+        stale = await self.store.cancel_pending_of_gateway(self.instance_id, time.time())
+        for request in stale:
+            log.warning(
+                "approval request %s was held by a previous run of this gateway: cancelled", request.id
+            )
+            self.audit(None, {"action": "approval.cancelled_at_restart", "id": request.id})
         if self.settings.postgres_listen:
             host, port = split_host_port(self.settings.postgres_listen)
             self.postgres = PostgresListener(self)
@@ -94,6 +109,9 @@ class Gateway:
             await self._cancel_router.stop()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.store.close()
         await asyncio.to_thread(self.audit_log.close)
 
     def reload(self, config: Config) -> None:
@@ -187,8 +205,33 @@ class Gateway:
         session.recording_path = str(recorder.path)
         return recorder
 
+    def _in_background(self, coroutine: Any, what: str) -> None:
+        async def run() -> None:
+            try:
+                await coroutine
+            except Exception as error:
+                log.error("%s failed: %s", what, error)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def session_started(self, session: Session) -> None:
         self.sessions.add(session)
+        record = SessionIndexRecord(
+            id=session.id,
+            gateway_id=self.instance_id,
+            protocol=session.protocol,
+            connection=session.connection,
+            identity=session.identity.subject,
+            groups=tuple(session.identity.groups),
+            client_address=session.client_address,
+            started_at=session.started_at,
+            ended_at=None,
+            end_reason=None,
+            recording_path=session.recording_path or None,
+        )
+        self._in_background(self.store.record_session_start(record), "sessions index")
         self.audit(
             session,
             {"action": "session.start", "protocol": session.protocol, "client": session.client_address},
@@ -205,6 +248,7 @@ class Gateway:
     def session_ended(self, session: Session, reason: str, recorder: SessionRecorder | None) -> None:
         self.sessions.end(session, reason)
         self.audit(session, {"action": "session.end", "reason": reason})
+        self._in_background(self.store.record_session_end(session.id, time.time(), reason), "sessions index")
         log.info("session %s ended: %s", session.id, reason)
         if recorder is not None:
             # Sealing fsyncs: keep it off the event loop.

@@ -86,9 +86,10 @@ def new_reference() -> str:
 
 def denial_message(verdict: Verdict, reference: str) -> str:
     if verdict.action == "review":
+        # Only fast-path FunctionCall messages get here: everything else is held for a human instead.
         return (
-            f"hoop: statement needs approval ({verdict.kind}: {verdict.rule}) and this gateway cannot hold "
-            f"statements for review yet, so it is denied [ref {reference}]"
+            f"hoop: statement needs approval ({verdict.kind}: {verdict.rule}), and a fast-path function call "
+            f"cannot be held for review, so it is denied [ref {reference}]"
         )
     return f"hoop: statement denied by policy ({verdict.kind}: {verdict.rule}) [ref {reference}]"
 

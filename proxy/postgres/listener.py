@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from proxy.approvals import HoldOutcome
 from proxy.gateway_queries import WRITE_FUNCTIONS_SQL
 from proxy.identity.model import TokenRejected
 from proxy.postgres.endpoint import Endpoint, PeerClosed
-from proxy.postgres.enforcement import StatementGate
+from proxy.postgres.enforcement import StatementGate, Verdict
 from proxy.postgres.framing import (
     CancelRequest,
     GSSENCRequest,
@@ -85,6 +86,7 @@ class CancelEntry:
     target: UpstreamTarget
     upstream_pid: int
     upstream_secret: bytes
+    relay: PgRelay | None = None  # a held statement is cancelled here, not upstream
 
 
 class CancelKeys:
@@ -103,6 +105,9 @@ class CancelKeys:
         secret = secrets.token_bytes(secret_length)
         self._entries[pid] = CancelEntry(secret, target, upstream_pid, upstream_secret)
         return pid, secret
+
+    def get(self, pid: int) -> CancelEntry | None:
+        return self._entries.get(pid)
 
     def remove(self, pid: int) -> None:
         self._entries.pop(pid, None)
@@ -234,17 +239,16 @@ class PostgresListener:
                 return packet, decoder.take_raw()
 
     async def _cancel(self, request: CancelRequest) -> None:
-        entry = self.cancel_keys.lookup(request.pid, request.secret)
-        if entry is None:
+        if not await self.cancel_local(request):
             # Another worker process may own the key; it is routed there (or silently ignored, as PG does).
             await self.gateway.route_cancel(request)
-            return
-        await send_cancel(entry.target, entry.upstream_pid, entry.upstream_secret)
 
     async def cancel_local(self, request: CancelRequest) -> bool:
         entry = self.cancel_keys.lookup(request.pid, request.secret)
         if entry is None:
             return False
+        if entry.relay is not None and entry.relay.cancel_hold():
+            return True
         await send_cancel(entry.target, entry.upstream_pid, entry.upstream_secret)
         return True
 
@@ -358,6 +362,25 @@ class PostgresListener:
                 log_detail=f"recorder: {error}",
             ) from None
 
+        def record_event(kind: str, details: dict[str, Any]) -> None:
+            if recorder is not None:
+                recorder.append([recorder.now_us(), kind, details])
+
+        async def hold(request_id: str, verdict: Verdict, sql: str) -> HoldOutcome:
+            decision = verdict.decision
+            assert decision is not None
+            return await self.gateway.approvals.hold(
+                session,
+                request_id,
+                statement=sql,
+                kind=verdict.kind,
+                rule=verdict.rule,
+                reason="; ".join(dict.fromkeys(s.reason for s in verdict.statements if s.reason)),
+                approvers=decision.approvers,
+                timeout_seconds=decision.review_timeout_seconds,
+                record=record_event,
+            )
+
         def setup() -> None:
             def closed(reason: str) -> None:
                 self._relays.discard(relay)
@@ -375,7 +398,11 @@ class PostgresListener:
                 started_ns=started_ns,
                 gate=StatementGate(session_policy, classifier),
                 audit=lambda record: self.gateway.audit(session, record),
+                hold=hold,
             )
+            cancel_entry = self.cancel_keys.get(pid)
+            if cancel_entry is not None:
+                cancel_entry.relay = relay
             relay.transaction_status = link.transaction_status
             session.counters = relay.counters
             session.terminate = relay.terminate

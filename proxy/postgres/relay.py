@@ -8,24 +8,34 @@ into Python objects unless masking rewrites it: the recorder gets raw runs of Da
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from proxy.approvals import SQLSTATE_CANCELLED, HoldOutcome, hold_notice, new_request_id
 from proxy.postgres.enforcement import Verdict, denial_message, new_reference, raising_extended, raising_query
 from proxy.postgres.messages import (
     ErrorResponse,
     NoticeResponse,
     RowDescription,
     error_response,
+    notice_response,
 )
 from proxy.postgres.protocol import SQLSTATE_PROTOCOL_VIOLATION, ProtocolError
 
 if TYPE_CHECKING:
     from proxy.postgres.endpoint import Endpoint
     from proxy.postgres.enforcement import StatementGate
+
+log = logging.getLogger("hoop.relay")
+
+# Runs the approval flow for one held statement: (request id, verdict, statement text) → outcome.
+HoldFunction = Callable[[str, Verdict, str], Awaitable[HoldOutcome]]
+_HOLD = b"<hold>"  # sentinel from _client_message: stop here until a human decides
 
 _unpack_i32 = struct.Struct("!i").unpack_from
 _unpack_i16 = struct.Struct("!h").unpack_from
@@ -105,6 +115,7 @@ class PgRelay:
         started_ns: int | None = None,
         gate: StatementGate | None = None,
         audit: Callable[[dict[str, Any]], None] | None = None,
+        hold: HoldFunction | None = None,
     ) -> None:
         self.client = client
         self.server = server
@@ -123,6 +134,13 @@ class PgRelay:
         self._skipping_to_sync = False
         # Oldest first: the batch the server is answering now is _batches[0]; the client adds to [-1].
         self._batches: deque[_Batch] = deque((_Batch(),))
+        # Holding: client bytes from the held message on wait here until the decision.
+        self.hold = hold
+        self._held_input: bytearray | None = None
+        self._held: tuple[str, Verdict, str] | None = None
+        self._hold_task: asyncio.Task[None] | None = None
+        self._forced: HoldOutcome | None = None  # the decision to apply when the held message is replayed
+        self._cancel_outcome: HoldOutcome | None = None
         client.peer = server.transport
         server.peer = client.transport
 
@@ -143,6 +161,8 @@ class PgRelay:
         if self._closed:
             return
         self._closed = True
+        if self._hold_task is not None:
+            self._hold_task.cancel()  # the request ends as cancelled; the statement never runs
         self.client.relay = self.server.relay = None
         self.client.on_lost = self.server.on_lost = None
         if not self.server.closed:
@@ -164,6 +184,11 @@ class PgRelay:
     # ---------------------------------------------------------------- client → server
 
     def from_client(self, data: bytes) -> None:
+        if self._held_input is not None:
+            self._held_input += data
+            if len(self._held_input) > self.max_size:
+                self.fail_client("too much data sent while a statement is held for review")
+            return
         if self._client_tail:
             data = self._client_tail + data
             self._client_tail = b""
@@ -185,6 +210,9 @@ class PgRelay:
                     break
                 if self._skipping_to_sync or type_byte in CLIENT_INSPECT:
                     replacement = self._client_message(type_byte, data, pos + 5, end, record)
+                    if replacement is _HOLD:
+                        self._start_hold(data, pos, pieces, forwarded_to)
+                        return
                     if replacement is not None:
                         if pieces is None:
                             pieces = []
@@ -223,6 +251,9 @@ class PgRelay:
         if self.gate is not None and type_byte in _BATCH_TRACKED:
             self._track(type_byte)
         if type_byte == _Q:
+            if self._forced is not None:
+                outcome, self._forced = self._forced, None
+                return None if outcome.allowed else raising_query(outcome.message, outcome.sqlstate)
             self.counters.statements += 1
             sql, _ = _cstring_at(data, start, end)
             if record is not None:
@@ -230,9 +261,18 @@ class PgRelay:
             if self.gate is not None:
                 verdict = self.gate.check(sql)
                 self._note_decision(verdict, sql, record)
+                if verdict.action == "review" and self.hold is not None:
+                    self._batches.pop()  # tracked again when the held Query is replayed
+                    self._held = (new_request_id(), verdict, sql)
+                    return _HOLD
                 if verdict.action != "allow":
                     return raising_query(self._deny_text(verdict))
         elif type_byte == _P:
+            if self._forced is not None:
+                outcome, self._forced = self._forced, None
+                if outcome.allowed:
+                    return None
+                return self._deny_parse(outcome.message, outcome.sqlstate)
             self.counters.statements += 1
             name, offset = _cstring_at(data, start, end)
             sql, _ = _cstring_at(data, offset, end)
@@ -241,15 +281,15 @@ class PgRelay:
             if self.gate is not None:
                 verdict = self.gate.check(sql)
                 self._note_decision(verdict, sql, record)
+                if verdict.action == "review" and self.hold is not None:
+                    self._batches[-1].parses.pop()  # tracked again when the held Parse is replayed
+                    self._held = (new_request_id(), verdict, sql)
+                    return _HOLD
                 if verdict.action != "allow":
                     # In place of the Parse: a Parse/Bind/Execute of a raising statement. The server answers
                     # with its own ErrorResponse where the client expects the Parse's answer, and aborts the
                     # batch (and its implicit transaction) exactly as if the client's statement had failed.
-                    self._skipping_to_sync = True
-                    batch = self._batches[-1]
-                    batch.parses[-1] = True
-                    batch.binds.append(True)
-                    return raising_extended(self._deny_text(verdict))
+                    return self._deny_parse(self._deny_text(verdict))
         elif type_byte == _B:
             if record is not None:
                 portal, offset = _cstring_at(data, start, end)
@@ -279,6 +319,73 @@ class PgRelay:
         elif type_byte == _X:
             self.close("client terminated the session")
         return None
+
+    def _deny_parse(self, message: str, sqlstate: str = "42501") -> bytes:
+        # In place of the Parse: a Parse/Bind/Execute of a raising statement. The server answers with its
+        # own ErrorResponse where the client expects the Parse's answer, and aborts the batch (and its
+        # implicit transaction) exactly as if the client's statement had failed.
+        self._skipping_to_sync = True
+        batch = self._batches[-1]
+        batch.parses[-1] = True
+        batch.binds.append(True)
+        return raising_extended(message, sqlstate)
+
+    # ---------------------------------------------------------------- holding for review
+
+    @property
+    def holding(self) -> bool:
+        return self._held_input is not None
+
+    def _start_hold(self, data: bytes, pos: int, pieces: list[bytes] | None, forwarded_to: int) -> None:
+        """Forward what came before the held message; everything from it on waits for the decision."""
+        assert self._held is not None
+        head = pieces or []
+        if forwarded_to < pos:
+            head.append(data[forwarded_to:pos])
+        if head:
+            self.server.transport.writelines(head)  # type: ignore[union-attr]
+        self._held_input = bytearray(data[pos:])
+        self._client_tail = b""
+        # Reading stays on while held (bytes are buffered, capped at max_message_size): with reading paused
+        # the transport would not notice the client going away, and the request must end as cancelled.
+        request_id, verdict, sql = self._held
+        timeout = verdict.decision.review_timeout_seconds if verdict.decision else 300.0
+        self.client.write(notice_response(hold_notice(request_id, timeout)).encode())
+        self._hold_task = asyncio.get_running_loop().create_task(
+            self._await_decision(request_id, verdict, sql)
+        )
+
+    async def _await_decision(self, request_id: str, verdict: Verdict, sql: str) -> None:
+        assert self.hold is not None
+        try:
+            outcome = await self.hold(request_id, verdict, sql)
+        except asyncio.CancelledError:
+            if self._closed or self._cancel_outcome is None:
+                return
+            outcome = self._cancel_outcome
+        except Exception:
+            log.exception("approval flow failed for request %s", request_id)
+            outcome = HoldOutcome(
+                False, f"hoop: the approval flow failed, so the statement is denied [ref {request_id}]"
+            )
+        if self._closed:
+            return
+        self._hold_task = None
+        self._held = None
+        held = bytes(self._held_input or b"")
+        self._held_input = None
+        self._forced = outcome
+        self.from_client(held)
+
+    def cancel_hold(self) -> bool:
+        """A CancelRequest for a held statement: the request is cancelled and the statement never runs."""
+        if self._hold_task is None:
+            return False
+        self._cancel_outcome = HoldOutcome(
+            False, "canceling statement due to user request", SQLSTATE_CANCELLED
+        )
+        self._hold_task.cancel()
+        return True
 
     def _track(self, type_byte: int) -> None:
         batches = self._batches
