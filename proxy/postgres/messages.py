@@ -9,6 +9,7 @@ from typing import ClassVar
 from proxy.postgres.protocol import ProtocolError
 
 _I16 = struct.Struct("!h")
+_U16 = struct.Struct("!H")  # message counts: PostgreSQL reads them unsigned (up to 65535)
 _I32 = struct.Struct("!i")
 _U32 = struct.Struct("!I")
 
@@ -26,6 +27,13 @@ class BodyReader:
         if self.pos + 2 > len(self.data):
             raise ProtocolError("message body too short")
         (value,) = _I16.unpack_from(self.data, self.pos)
+        self.pos += 2
+        return int(value)
+
+    def uint16(self) -> int:
+        if self.pos + 2 > len(self.data):
+            raise ProtocolError("message body too short")
+        (value,) = _U16.unpack_from(self.data, self.pos)
         self.pos += 2
         return int(value)
 
@@ -75,9 +83,7 @@ class BodyReader:
 
     def counted_values(self) -> tuple[bytes | None, ...]:
         """int16 count, then per value an int32 length (-1 = NULL) and that many bytes."""
-        count = self.int16()
-        if count < 0:
-            raise ProtocolError("negative value count")
+        count = self.uint16()
         values: list[bytes | None] = []
         for _ in range(count):
             length = self.int32()
@@ -85,9 +91,7 @@ class BodyReader:
         return tuple(values)
 
     def int16_list(self) -> tuple[int, ...]:
-        count = self.int16()
-        if count < 0:
-            raise ProtocolError("negative count")
+        count = self.uint16()
         return tuple(self.int16() for _ in range(count))
 
     def end(self) -> None:
@@ -105,7 +109,7 @@ def frame(type_byte: bytes, body: bytes) -> bytes:
 
 
 def _counted_values(values: tuple[bytes | None, ...]) -> bytes:
-    parts = [_I16.pack(len(values))]
+    parts = [_U16.pack(len(values))]
     for value in values:
         if value is None:
             parts.append(_I32.pack(-1))
@@ -116,7 +120,7 @@ def _counted_values(values: tuple[bytes | None, ...]) -> bytes:
 
 
 def _int16_list(values: tuple[int, ...]) -> bytes:
-    return _I16.pack(len(values)) + b"".join(_I16.pack(v) for v in values)
+    return _U16.pack(len(values)) + b"".join(_I16.pack(v) for v in values)
 
 
 class Message:
@@ -163,16 +167,14 @@ class Parse(Message):
     param_types: tuple[int, ...] = ()
 
     def body(self) -> bytes:
-        types = _I16.pack(len(self.param_types)) + b"".join(_U32.pack(t) for t in self.param_types)
+        types = _U16.pack(len(self.param_types)) + b"".join(_U32.pack(t) for t in self.param_types)
         return cstr(self.name) + cstr(self.sql) + types
 
     @classmethod
     def decode(cls, body: bytes) -> Parse:
         reader = BodyReader(body)
         name, sql = reader.cstring(), reader.cstring()
-        count = reader.int16()
-        if count < 0:
-            raise ProtocolError("negative parameter type count")
+        count = reader.uint16()
         types = tuple(reader.uint32() for _ in range(count))
         reader.end()
         return cls(name, sql, types)
@@ -529,7 +531,7 @@ class _FieldsMessage(Message):
     fields: dict[str, str] = field(default_factory=dict)
 
     def body(self) -> bytes:
-        parts = [code.encode("ascii") + cstr(value) for code, value in self.fields.items()]
+        parts = [code.encode("latin-1") + cstr(value) for code, value in self.fields.items()]
         return b"".join(parts) + b"\0"
 
     @classmethod
@@ -633,14 +635,12 @@ class ParameterDescription(Message):
     type_oids: tuple[int, ...] = ()
 
     def body(self) -> bytes:
-        return _I16.pack(len(self.type_oids)) + b"".join(_U32.pack(o) for o in self.type_oids)
+        return _U16.pack(len(self.type_oids)) + b"".join(_U32.pack(o) for o in self.type_oids)
 
     @classmethod
     def decode(cls, body: bytes) -> ParameterDescription:
         reader = BodyReader(body)
-        count = reader.int16()
-        if count < 0:
-            raise ProtocolError("negative parameter count")
+        count = reader.uint16()
         oids = tuple(reader.uint32() for _ in range(count))
         reader.end()
         return cls(oids)

@@ -20,8 +20,6 @@ from proxy.approvals import SQLSTATE_CANCELLED, HoldOutcome, hold_notice, new_re
 from proxy.postgres.enforcement import Verdict, denial_message, new_reference, raising_extended, raising_query
 from proxy.postgres.messages import (
     ErrorResponse,
-    NoticeResponse,
-    RowDescription,
     error_response,
     notice_response,
 )
@@ -38,7 +36,8 @@ HoldFunction = Callable[[str, Verdict, str], Awaitable[HoldOutcome]]
 _HOLD = b"<hold>"  # sentinel from _client_message: stop here until a human decides
 
 _unpack_i32 = struct.Struct("!i").unpack_from
-_unpack_i16 = struct.Struct("!h").unpack_from
+_unpack_u16 = struct.Struct("!H").unpack_from
+_unpack_u32 = struct.Struct("!I").unpack_from
 
 # Frontend type bytes the relay looks at.
 _Q, _P, _B, _E, _X, _F, _COPY_DATA = b"Q"[0], b"P"[0], b"B"[0], b"E"[0], b"X"[0], b"F"[0], b"d"[0]
@@ -63,8 +62,35 @@ _KEPT_ERROR_FIELDS = frozenset("SVCMDH")
 
 
 def _clean_own_error(data: bytes, start: int, end: int) -> bytes:
-    fields = ErrorResponse.decode(bytes(data[start:end])).fields
+    fields = _fields_at(data, start, end)
     return ErrorResponse({k: v for k, v in fields.items() if k in _KEPT_ERROR_FIELDS}).encode()
+
+
+def _fields_at(data: bytes, start: int, end: int) -> dict[str, str]:
+    """Error/notice fields, decoded leniently (a non-UTF-8 client_encoding must not break recording)."""
+    fields: dict[str, str] = {}
+    offset = start
+    while offset < end and data[offset] != 0:
+        code = chr(data[offset])
+        value, offset = _cstring_at(data, offset + 1, end)
+        fields[code] = value
+    return fields
+
+
+def _row_description_at(data: bytes, start: int, end: int) -> tuple[list[str], list[int]]:
+    """Column names and type OIDs of a RowDescription, names decoded leniently."""
+    count = _unpack_u16(data, start)[0] if start + 2 <= end else 0
+    offset = start + 2
+    names: list[str] = []
+    oids: list[int] = []
+    for _ in range(count):
+        name, offset = _cstring_at(data, offset, end)
+        if offset + 18 > end:
+            raise ProtocolError("truncated RowDescription")
+        names.append(name)
+        oids.append(_unpack_u32(data, offset + 6)[0])
+        offset += 18
+    return names, oids
 
 
 def _cstring_at(data: bytes | memoryview, start: int, end: int) -> tuple[str, int]:
@@ -74,6 +100,41 @@ def _cstring_at(data: bytes | memoryview, start: int, end: int) -> tuple[str, in
         raise ProtocolError("unterminated string in message")
     stop = start + terminator
     return bytes(data[start:stop]).decode("utf-8", "replace"), stop + 1
+
+
+class _Tail:
+    """The incomplete last frame of a direction, kept as chunks: joined once, when the frame is whole.
+
+    Re-concatenating on every read would make one large message cost quadratic copying, stalling the
+    event loop (and every session on it) for seconds.
+    """
+
+    __slots__ = ("need", "parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.need = 0
+
+    def keep(self, data: bytes, start: int) -> None:
+        rest = data[start:]
+        self.parts = [rest]
+        self.size = len(rest)
+        # Bytes needed before framing can continue: the whole frame if its header is here, else the header.
+        self.need = 1 + _unpack_i32(rest, 1)[0] if len(rest) >= 5 else 5
+
+    def add(self, data: bytes) -> bytes | None:
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size < self.need:
+            return None
+        joined = b"".join(self.parts)
+        self.clear()
+        return joined
+
+    def clear(self) -> None:
+        self.parts = []
+        self.size = 0
 
 
 class SessionCounters:
@@ -125,9 +186,10 @@ class PgRelay:
         self.counters = SessionCounters()
         self.transaction_status = "I"
         self._t0_ns = started_ns if started_ns is not None else time.monotonic_ns()
-        self._client_tail = b""
-        self._server_tail = b""
+        self._client_tail = _Tail()
+        self._server_tail = _Tail()
         self._closed = False
+        self._terminating = False
         self.gate = gate
         self.audit = audit
         # Extended-protocol deny: after a denied Parse everything but Flush is dropped up to Sync.
@@ -157,7 +219,7 @@ class PgRelay:
     def now_us(self) -> int:
         return (time.monotonic_ns() - self._t0_ns) // 1000
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str, *, terminate_upstream: bool = True) -> None:
         if self._closed:
             return
         self._closed = True
@@ -165,7 +227,7 @@ class PgRelay:
             self._hold_task.cancel()  # the request ends as cancelled; the statement never runs
         self.client.relay = self.server.relay = None
         self.client.on_lost = self.server.on_lost = None
-        if not self.server.closed:
+        if terminate_upstream and not self.server.closed:
             self.server.write(b"X\x00\x00\x00\x04")  # Terminate, so the backend exits cleanly
         self.server.close()
         self.client.close()
@@ -189,11 +251,13 @@ class PgRelay:
             if len(self._held_input) > self.max_size:
                 self.fail_client("too much data sent while a statement is held for review")
             return
-        if self._client_tail:
-            data = self._client_tail + data
-            self._client_tail = b""
+        self.counters.bytes_from_client += len(data)
+        if self._client_tail.parts:
+            joined = self._client_tail.add(data)
+            if joined is None:
+                return
+            data = joined
         size = len(data)
-        self.counters.bytes_from_client += size
         pos = 0
         forwarded_to = 0  # data[forwarded_to:pos] is pass-through not yet placed in `pieces`
         pieces: list[bytes] | None = None  # only built when a message is dropped or replaced
@@ -222,11 +286,13 @@ class PgRelay:
                             pieces.append(replacement)
                         forwarded_to = end
                 pos = end
+                if self._terminating:
+                    break  # nothing after Terminate is the protocol
         except ProtocolError as exc:
             self.fail_client(str(exc))
             return
-        if pos < size:
-            self._client_tail = data[pos:]
+        if pos < size and not self._terminating:
+            self._client_tail.keep(data, pos)
         transport = self.server.transport
         if pieces is None:
             if pos:
@@ -235,6 +301,9 @@ class PgRelay:
             if forwarded_to < pos:
                 pieces.append(data[forwarded_to:pos])
             transport.writelines(pieces)  # type: ignore[union-attr]
+        if self._terminating:
+            # The client's Terminate went upstream with everything before it; now end the session.
+            self.close("client terminated the session", terminate_upstream=False)
 
     def _client_message(
         self, type_byte: int, data: bytes, start: int, end: int, record: Callable[[list[Any]], None] | None
@@ -294,9 +363,9 @@ class PgRelay:
             if record is not None:
                 portal, offset = _cstring_at(data, start, end)
                 statement, offset = _cstring_at(data, offset, end)
-                formats = _unpack_i16(data, offset)[0] if offset + 2 <= end else 0
+                formats = _unpack_u16(data, offset)[0] if offset + 2 <= end else 0
                 offset += 2 + 2 * formats
-                params = _unpack_i16(data, offset)[0] if offset + 2 <= end else 0
+                params = _unpack_u16(data, offset)[0] if offset + 2 <= end else 0
                 record([self.now_us(), "pg.bind", portal, statement, params])
         elif type_byte == _E:
             if record is not None:
@@ -308,7 +377,7 @@ class PgRelay:
                 record([self.now_us(), "pg.copy", "in", bytes(data[start:end])])
         elif type_byte == _F:
             self.counters.statements += 1
-            oid = _unpack_i32(data, start)[0] if start + 4 <= end else 0
+            oid = _unpack_u32(data, start)[0] if start + 4 <= end else 0
             if record is not None:
                 record([self.now_us(), "pg.function_call", oid])
             if self.gate is not None:
@@ -317,7 +386,7 @@ class PgRelay:
                 if verdict.action != "allow":
                     return raising_query(self._deny_text(verdict))
         elif type_byte == _X:
-            self.close("client terminated the session")
+            self._terminating = True
         return None
 
     def _deny_parse(self, message: str, sqlstate: str = "42501") -> bytes:
@@ -345,7 +414,7 @@ class PgRelay:
         if head:
             self.server.transport.writelines(head)  # type: ignore[union-attr]
         self._held_input = bytearray(data[pos:])
-        self._client_tail = b""
+        self._client_tail.clear()
         # Reading stays on while held (bytes are buffered, capped at max_message_size): with reading paused
         # the transport would not notice the client going away, and the request must end as cancelled.
         request_id, verdict, sql = self._held
@@ -428,11 +497,13 @@ class PgRelay:
     # ---------------------------------------------------------------- server → client
 
     def from_server(self, data: bytes) -> None:
-        if self._server_tail:
-            data = self._server_tail + data
-            self._server_tail = b""
+        self.counters.bytes_from_server += len(data)
+        if self._server_tail.parts:
+            joined = self._server_tail.add(data)
+            if joined is None:
+                return
+            data = joined
         size = len(data)
-        self.counters.bytes_from_server += size
         pos = 0
         limit = self.max_size
         record = self.record
@@ -449,6 +520,8 @@ class PgRelay:
                 end = pos + 1 + length
                 if end > size:
                     break
+                if type_byte == _READY and length != 5:
+                    raise ProtocolError("malformed ReadyForQuery from upstream")
                 if type_byte == _DATA_ROW:
                     rows += 1
                     if run_start < 0:
@@ -487,7 +560,7 @@ class PgRelay:
                 record([self.now_us(), "pg.rows", rows, data[run_start:pos]])
             self.counters.rows += rows
         if pos < size:
-            self._server_tail = data[pos:]
+            self._server_tail.keep(data, pos)
         transport = self.client.transport
         if pieces is None:
             if pos:
@@ -520,18 +593,11 @@ class PgRelay:
             tag, _ = _cstring_at(data, start, end)
             record([self.now_us(), "pg.complete", tag])
         elif type_byte == _ROW_DESC:
-            description = RowDescription.decode(bytes(data[start:end]))
-            record(
-                [
-                    self.now_us(),
-                    "pg.rowdesc",
-                    [f.name for f in description.fields],
-                    [f.type_oid for f in description.fields],
-                ]
-            )
+            names, oids = _row_description_at(data, start, end)
+            record([self.now_us(), "pg.rowdesc", names, oids])
         elif type_byte == _ERROR:
-            record([self.now_us(), "pg.error", ErrorResponse.decode(bytes(data[start:end])).fields])
+            record([self.now_us(), "pg.error", _fields_at(data, start, end)])
         elif type_byte == _NOTICE:
-            record([self.now_us(), "pg.notice", NoticeResponse.decode(bytes(data[start:end])).fields])
+            record([self.now_us(), "pg.notice", _fields_at(data, start, end)])
         elif type_byte == _COPY_DATA:
             record([self.now_us(), "pg.copy", "out", bytes(data[start:end])])
