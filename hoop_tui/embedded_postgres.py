@@ -92,9 +92,12 @@ class EmbeddedPostgres:
     def _pg(
         self, tool: str, *args: str, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess:
+        # As root, drop to the server user's uid, gid and groups: with the uid alone, root's gid would
+        # make group permissions (not "other") apply to root-owned parent directories.
+        identity = {"user": self._user, "group": self._user, "extra_groups": []} if self._user else {}
         return subprocess.run(
             [self._tool(tool), *args],
-            user=self._user,
+            **identity,
             check=check,
             capture_output=True,
             text=True,

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,9 @@ class AuditLog:
         self.gateway_id = gateway_id
         self.flush_interval = flush_interval
         self.durable = durable
-        self._pending: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        # (unix time, context shared by a session's records or None, the record) — merged on the thread.
+        # deque append/popleft are atomic, so the event loop never takes a lock here.
+        self._pending: deque[tuple[float, dict[str, Any] | None, dict[str, Any]]] = deque()
         self._wake = threading.Event()
         self._stopping = False
         self.error: BaseException | None = None
@@ -39,11 +41,9 @@ class AuditLog:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._thread.start()
 
-    def append(self, record: dict[str, Any]) -> None:
-        record["at"] = time.time()
-        record["gateway"] = self.gateway_id
-        with self._lock:
-            self._pending.append(record)
+    def append(self, record: dict[str, Any], context: dict[str, Any] | None = None) -> None:
+        """Queue one record; `context` (session, identity, ...) is merged in on the writer thread."""
+        self._pending.append((time.time(), context, record))
 
     def close(self) -> None:
         self._stopping = True
@@ -58,21 +58,29 @@ class AuditLog:
         while True:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
-            with self._lock:
-                batch, self._pending = self._pending, []
+            batch = self._drain()
             if batch:
                 try:
                     self._write(batch)
                 except OSError as error:
                     self.error = error
                     log.error("audit log write failed: %s", error)
-            if self._stopping:
-                with self._lock:
-                    if not self._pending:
-                        return
+            if self._stopping and not self._pending:
+                return
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(record, separators=(",", ":"), default=str) + "\n" for record in batch)
+    def _drain(self) -> list[tuple[float, dict[str, Any] | None, dict[str, Any]]]:
+        pending = self._pending
+        batch = []
+        while pending:
+            batch.append(pending.popleft())
+        return batch
+
+    def _write(self, batch: list[tuple[float, dict[str, Any] | None, dict[str, Any]]]) -> None:
+        lines = []
+        for at, context, record in batch:
+            merged = {"at": at, "gateway": self.gateway_id, **(context or {}), **record}
+            lines.append(json.dumps(merged, separators=(",", ":"), default=str) + "\n")
+        text = "".join(lines)
         with self.current_path().open("a", encoding="utf-8") as handle:
             handle.write(text)
             if self.durable:

@@ -186,12 +186,7 @@ class Gateway:
         self._classifiers[connection] = (classifier, time.monotonic())
 
     def audit(self, session: Session | None, record: dict[str, Any]) -> None:
-        if session is not None:
-            record.setdefault("session", session.id)
-            record.setdefault("identity", session.identity.subject)
-            record.setdefault("groups", list(session.identity.groups))
-            record.setdefault("connection", session.connection)
-        self.audit_log.append(record)
+        self.audit_log.append(record, session.audit_context if session is not None else None)
 
     def open_recorder(self, session: Session, started_ns: int) -> SessionRecorder | None:
         """The session's recorder. In strict mode a session that cannot be recorded is refused (raises)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import time
@@ -33,6 +34,16 @@ class Session:
     recording_path: str = ""
     # Ends the session from outside (operator kill, token expiry): terminate(message, sqlstate_or_code).
     terminate: Callable[[str, str], None] | None = None
+
+    @functools.cached_property
+    def audit_context(self) -> dict[str, Any]:
+        """What every audit record of this session carries (built once, merged on the audit thread)."""
+        return {
+            "session": self.id,
+            "identity": self.identity.subject,
+            "groups": list(self.identity.groups),
+            "connection": self.connection,
+        }
 
     def summary(self) -> dict[str, Any]:
         counters = self.counters

@@ -93,13 +93,12 @@ def _row_description_at(data: bytes, start: int, end: int) -> tuple[list[str], l
     return names, oids
 
 
-def _cstring_at(data: bytes | memoryview, start: int, end: int) -> tuple[str, int]:
+def _cstring_at(data: bytes, start: int, end: int) -> tuple[str, int]:
     """The NUL-terminated string at `start` (in a frame ending at `end`) and the offset after it."""
-    terminator = bytes(data[start:end]).find(b"\0")
-    if terminator < 0:
+    stop = data.find(b"\0", start, end)
+    if stop < 0:
         raise ProtocolError("unterminated string in message")
-    stop = start + terminator
-    return bytes(data[start:stop]).decode("utf-8", "replace"), stop + 1
+    return data[start:stop].decode("utf-8", "replace"), stop + 1
 
 
 class _Tail:
@@ -190,6 +189,10 @@ class PgRelay:
         self._server_tail = _Tail()
         self._closed = False
         self._terminating = False
+        self._now = 0
+        self._decision_payloads: dict[tuple[str, str, str, frozenset[str]], dict[str, Any]] = {}
+        self._last_row_description = b""
+        self._last_columns: tuple[list[str], list[int]] = ([], [])
         self.gate = gate
         self.audit = audit
         # Extended-protocol deny: after a denied Parse everything but Flush is dropped up to Sync.
@@ -218,6 +221,9 @@ class PgRelay:
 
     def now_us(self) -> int:
         return (time.monotonic_ns() - self._t0_ns) // 1000
+
+    # Events from one received buffer share one timestamp (`_now`, set per callback): the clock is read
+    # once per buffer, not once per event.
 
     def close(self, reason: str, *, terminate_upstream: bool = True) -> None:
         if self._closed:
@@ -252,6 +258,7 @@ class PgRelay:
                 self.fail_client("too much data sent while a statement is held for review")
             return
         self.counters.bytes_from_client += len(data)
+        self._now = (time.monotonic_ns() - self._t0_ns) // 1000
         if self._client_tail.parts:
             joined = self._client_tail.add(data)
             if joined is None:
@@ -326,7 +333,7 @@ class PgRelay:
             self.counters.statements += 1
             sql, _ = _cstring_at(data, start, end)
             if record is not None:
-                record([self.now_us(), "pg.query", sql])
+                record([self._now, "pg.query", sql])
             if self.gate is not None:
                 verdict = self.gate.check(sql)
                 self._note_decision(verdict, sql, record)
@@ -346,7 +353,7 @@ class PgRelay:
             name, offset = _cstring_at(data, start, end)
             sql, _ = _cstring_at(data, offset, end)
             if record is not None:
-                record([self.now_us(), "pg.parse", name, sql])
+                record([self._now, "pg.parse", name, sql])
             if self.gate is not None:
                 verdict = self.gate.check(sql)
                 self._note_decision(verdict, sql, record)
@@ -366,20 +373,20 @@ class PgRelay:
                 formats = _unpack_u16(data, offset)[0] if offset + 2 <= end else 0
                 offset += 2 + 2 * formats
                 params = _unpack_u16(data, offset)[0] if offset + 2 <= end else 0
-                record([self.now_us(), "pg.bind", portal, statement, params])
+                record([self._now, "pg.bind", portal, statement, params])
         elif type_byte == _E:
             if record is not None:
                 portal, offset = _cstring_at(data, start, end)
                 max_rows = _unpack_i32(data, offset)[0] if offset + 4 <= end else 0
-                record([self.now_us(), "pg.execute", portal, max_rows])
+                record([self._now, "pg.execute", portal, max_rows])
         elif type_byte == _COPY_DATA:
             if record is not None:
-                record([self.now_us(), "pg.copy", "in", bytes(data[start:end])])
+                record([self._now, "pg.copy", "in", bytes(data[start:end])])
         elif type_byte == _F:
             self.counters.statements += 1
             oid = _unpack_u32(data, start)[0] if start + 4 <= end else 0
             if record is not None:
-                record([self.now_us(), "pg.function_call", oid])
+                record([self._now, "pg.function_call", oid])
             if self.gate is not None:
                 verdict = self.gate.check_function_call()
                 self._note_decision(verdict, f"<function call oid {oid}>", record)
@@ -467,18 +474,19 @@ class PgRelay:
 
     def _note_decision(self, verdict: Verdict, sql: str, record: Callable[[list[Any]], None] | None) -> None:
         if record is not None:
-            record(
-                [
-                    self.now_us(),
-                    "policy.decision",
-                    {
-                        "decision": verdict.action,
-                        "kind": verdict.kind,
-                        "rule": verdict.rule,
-                        "flags": verdict.flags,
-                    },
-                ]
+            statements = verdict.statements
+            flags = (
+                statements[0].flags
+                if len(statements) == 1
+                else frozenset().union(*(s.flags for s in statements))
             )
+            key = (verdict.action, verdict.kind, verdict.rule, flags)
+            payload = self._decision_payloads.get(key)
+            if payload is None:  # a session makes the same few decisions over and over: build each once
+                payload = {"decision": key[0], "kind": key[1], "rule": key[2], "flags": sorted(flags)}
+                if len(self._decision_payloads) < 1024:
+                    self._decision_payloads[key] = payload
+            record([self._now, "policy.decision", payload])
         if self.audit is not None:
             self.audit(
                 {
@@ -498,6 +506,7 @@ class PgRelay:
 
     def from_server(self, data: bytes) -> None:
         self.counters.bytes_from_server += len(data)
+        self._now = (time.monotonic_ns() - self._t0_ns) // 1000
         if self._server_tail.parts:
             joined = self._server_tail.add(data)
             if joined is None:
@@ -535,7 +544,7 @@ class PgRelay:
                 else:
                     if run_start >= 0:
                         if record is not None:
-                            record([self.now_us(), "pg.rows", rows, data[run_start:pos]])
+                            record([self._now, "pg.rows", rows, data[run_start:pos]])
                         self.counters.rows += rows
                         rows, run_start = 0, -1
                     if type_byte in SERVER_INSPECT:
@@ -557,7 +566,7 @@ class PgRelay:
             return
         if run_start >= 0:
             if record is not None:
-                record([self.now_us(), "pg.rows", rows, data[run_start:pos]])
+                record([self._now, "pg.rows", rows, data[run_start:pos]])
             self.counters.rows += rows
         if pos < size:
             self._server_tail.keep(data, pos)
@@ -591,13 +600,17 @@ class PgRelay:
             return
         elif type_byte == _COMPLETE:
             tag, _ = _cstring_at(data, start, end)
-            record([self.now_us(), "pg.complete", tag])
+            record([self._now, "pg.complete", tag])
         elif type_byte == _ROW_DESC:
-            names, oids = _row_description_at(data, start, end)
-            record([self.now_us(), "pg.rowdesc", names, oids])
+            raw = data[start:end]
+            if raw != self._last_row_description:  # most sessions repeat a few result shapes
+                self._last_row_description = raw
+                self._last_columns = _row_description_at(raw, 0, len(raw))
+            names, oids = self._last_columns
+            record([self._now, "pg.rowdesc", names, oids])
         elif type_byte == _ERROR:
-            record([self.now_us(), "pg.error", _fields_at(data, start, end)])
+            record([self._now, "pg.error", _fields_at(data, start, end)])
         elif type_byte == _NOTICE:
-            record([self.now_us(), "pg.notice", _fields_at(data, start, end)])
+            record([self._now, "pg.notice", _fields_at(data, start, end)])
         elif type_byte == _COPY_DATA:
-            record([self.now_us(), "pg.copy", "out", bytes(data[start:end])])
+            record([self._now, "pg.copy", "out", bytes(data[start:end])])
