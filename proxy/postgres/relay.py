@@ -54,7 +54,7 @@ _DATA_ROW, _ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY = (
     b"N"[0],
     b"Z"[0],
 )
-SERVER_INSPECT = frozenset({_ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY, _COPY_DATA})
+SERVER_INSPECT = frozenset({_ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY})
 
 
 _OWN_ERROR_MARK = b"Mhoop: statement "
@@ -520,6 +520,7 @@ class PgRelay:
         run_start = -1  # start of the current run of DataRow frames, for the recorder
         pieces: list[bytes] | None = None  # only when a message is swallowed
         kept_from = 0
+        copied: list[bytes] = []  # COPY OUT payloads of this buffer: one recorder event, not one per row
         try:
             while size - pos >= 5:
                 type_byte = data[pos]
@@ -535,6 +536,17 @@ class PgRelay:
                     rows += 1
                     if run_start < 0:
                         run_start = pos
+                        if copied:  # keep the recorder's events in wire order
+                            record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
+                            copied = []
+                elif type_byte == _COPY_DATA:
+                    if run_start >= 0:
+                        if record is not None:
+                            record([self._now, "pg.rows", rows, data[run_start:pos]])
+                        self.counters.rows += rows
+                        rows, run_start = 0, -1
+                    if record is not None:
+                        copied.append(data[pos + 5 : end])
                 elif (type_byte in (_PARSE_COMPLETE, _BIND_COMPLETE)) and self._injected(type_byte):
                     # The answer to a message the gateway injected: the client never sent it.
                     if pieces is None:
@@ -547,6 +559,9 @@ class PgRelay:
                             record([self._now, "pg.rows", rows, data[run_start:pos]])
                         self.counters.rows += rows
                         rows, run_start = 0, -1
+                    if copied:
+                        record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
+                        copied = []
                     if type_byte in SERVER_INSPECT:
                         self._server_message(type_byte, data, pos + 5, end, record)
                     if type_byte == _ERROR and data.find(_OWN_ERROR_MARK, pos + 5, end) >= 0:
@@ -568,6 +583,8 @@ class PgRelay:
             if record is not None:
                 record([self._now, "pg.rows", rows, data[run_start:pos]])
             self.counters.rows += rows
+        if copied:
+            record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
         if pos < size:
             self._server_tail.keep(data, pos)
         transport = self.client.transport
@@ -612,5 +629,3 @@ class PgRelay:
             record([self._now, "pg.error", _fields_at(data, start, end)])
         elif type_byte == _NOTICE:
             record([self._now, "pg.notice", _fields_at(data, start, end)])
-        elif type_byte == _COPY_DATA:
-            record([self._now, "pg.copy", "out", bytes(data[start:end])])

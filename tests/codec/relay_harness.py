@@ -172,11 +172,14 @@ def expected_server_events(messages: list[Message]) -> list[list[Any]]:
 
 
 def merge_row_runs(events: list[list[Any]]) -> list[list[Any]]:
-    """Adjacent pg.rows events as one (a run of rows may be cut wherever a read ends)."""
+    """Adjacent pg.rows events as one, and adjacent COPY OUT data as one (a run may be cut wherever a read
+    ends; the relay records one event per run per read)."""
     merged: list[list[Any]] = []
     for event in events:
         if event[0] == "pg.rows" and merged and merged[-1][0] == "pg.rows":
             merged[-1] = ["pg.rows", merged[-1][1] + event[1], bytes(merged[-1][2]) + bytes(event[2])]
+        elif event[:2] == ["pg.copy", "out"] and merged and merged[-1][:2] == ["pg.copy", "out"]:
+            merged[-1] = ["pg.copy", "out", bytes(merged[-1][2]) + bytes(event[2])]
         else:
             merged.append([event[0], *event[1:]])
     return [["pg.rows", e[1], bytes(e[2])] if e[0] == "pg.rows" else e for e in merged]
