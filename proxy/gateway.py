@@ -14,13 +14,20 @@ from typing import Any
 from proxy.approvals import Approvals
 from proxy.audit import AuditLog
 from proxy.config import Config, ConnectionSettings, PostgresUpstream, split_host_port
+from proxy.control.grant_cache import GrantCache
+from proxy.control.grant_policy import GrantedPolicy
+from proxy.control.server import ControlServer
+from proxy.control.service import ControlService
 from proxy.gateway_queries import WRITE_FUNCTIONS_TTL
 from proxy.identity.model import Identity
 from proxy.identity.verifier import IssuerConfig, TokenVerifier
+from proxy.masking.columns import ColumnRules
+from proxy.masking.masker import Masker
 from proxy.policy.classify import SqlClassifier
 from proxy.policy.engine import PolicyEngine, SessionPolicy
 from proxy.postgres.framing import CancelRequest
 from proxy.postgres.listener import PostgresListener
+from proxy.postgres.session_masking import SessionMasking, load_or_create_mask_secret
 from proxy.postgres.upstream import UpstreamTarget
 from proxy.recorder import SessionRecorder, open_session_recorder
 from proxy.sessions import Session, SessionRegistry
@@ -53,11 +60,21 @@ class Gateway:
         self._cancel_router: CancelRouter | None = None
         self._closing: set[asyncio.Task[Any]] = set()
         self._classifiers: dict[str, tuple[SqlClassifier, float]] = {}
+        self._maskers: dict[int, tuple[SessionPolicy, Masker, ColumnRules | None]] = {}
+        self._mask_secret: bytes | None = None
         # Approval requests are owned per process: a restarted worker cancels what it held before.
         self.instance_id = f"{self.settings.gateway_id}/{worker_index}"
         self.store: Store = open_store(self.settings.store, self.settings.state_dir, self.instance_id)
         self.approvals = Approvals(self.store, self.instance_id, self.audit)
         self._background: set[asyncio.Task[Any]] = set()
+        # Control API (worker 0 listens; LocalControl calls the service in-process) and just-in-time grants.
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.grants = GrantCache(
+            self.store, lambda record: self.audit(None, record), audit_expiry=worker_index == 0
+        )
+        self.control_service = ControlService(self)
+        self.control: ControlServer | None = None
+        self._recorders: dict[str, SessionRecorder] = {}
         self.audit_log = AuditLog(
             self.settings.state_dir / "audit",
             self.settings.gateway_id,
@@ -93,16 +110,25 @@ class Gateway:
                 "approval request %s was held by a previous run of this gateway: cancelled", request.id
             )
             self.audit(None, {"action": "approval.cancelled_at_restart", "id": request.id})
+        self.loop = asyncio.get_running_loop()
+        await self.grants.start()
+        if self.worker_index == 0:
+            self.control = ControlServer(self, self.control_service)
+            await self.control.start()
         if self.settings.postgres_listen:
             host, port = split_host_port(self.settings.postgres_listen)
             self.postgres = PostgresListener(self)
             self.postgres_address = await self.postgres.start(host, port, reuse_port=self.reuse_port)
             log.info("postgres listener on %s:%d", *self.postgres_address)
         if self.reuse_port:
-            self._cancel_router = CancelRouter(self.settings.state_dir / "run", self._cancel_from_peer)
+            self._cancel_router = CancelRouter(
+                self.settings.state_dir / "run", self._cancel_from_peer, on_kill=self.kill_local
+            )
             await self._cancel_router.start()
 
     async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.stop()
         if self.postgres is not None:
             await self.postgres.stop()
         if self._cancel_router is not None:
@@ -111,6 +137,7 @@ class Gateway:
             await asyncio.gather(*self._closing, return_exceptions=True)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        await self.grants.stop()
         await self.store.close()
         await asyncio.to_thread(self.audit_log.close)
 
@@ -130,6 +157,7 @@ class Gateway:
         self.verifier = verifier
         self.policies = PolicyEngine(config.policies)
         self._classifiers.clear()
+        self._maskers.clear()
         self.audit(None, {"action": "config.reload", "path": str(config.path)})
         log.info("configuration reloaded from %s", config.path)
 
@@ -140,6 +168,8 @@ class Gateway:
             hosts = ["localhost", "127.0.0.1"]
             if self.settings.postgres_listen:
                 hosts.append(split_host_port(self.settings.postgres_listen)[0])
+            if self.settings.control.startswith("tcp://"):
+                hosts.append(split_host_port(self.settings.control.removeprefix("tcp://"))[0])
             cert, key = ensure_listener_certificate(
                 self.settings.state_dir, self.settings.tls_cert, self.settings.tls_key, sorted(set(hosts))
             )
@@ -152,8 +182,11 @@ class Gateway:
             return None
         return connection
 
-    def policy_for(self, identity: Identity, connection: str) -> SessionPolicy | None:
-        return self.policies.for_session(identity.groups, connection)
+    def policy_for(self, identity: Identity, connection: str) -> SessionPolicy | GrantedPolicy | None:
+        base = self.policies.for_session(identity.groups, connection)
+        if base is None:
+            return None  # a grant widens a policy; it never admits a session on its own
+        return GrantedPolicy(base, self.grants, identity.groups, connection)
 
     @staticmethod
     def upstream_target(connection: ConnectionSettings) -> UpstreamTarget:
@@ -167,6 +200,20 @@ class Gateway:
             sslmode=upstream.sslmode,
             sslrootcert=upstream.sslrootcert,
         )
+
+    def masking_for(self, policy: SessionPolicy) -> SessionMasking | None:
+        """A session's masking state; the (costly) Masker is shared by sessions with the same policies."""
+        if not policy.mask_entities and not policy.mask_columns:
+            return None
+        shared = self._maskers.get(id(policy))
+        if shared is None or shared[0] is not policy:
+            if self._mask_secret is None:
+                self._mask_secret = load_or_create_mask_secret(self.settings.state_dir)
+            template = SessionMasking.for_policy(policy, self._mask_secret)
+            assert template is not None
+            shared = (policy, template.masker, template.column_rules)
+            self._maskers[id(policy)] = shared
+        return SessionMasking(shared[1], shared[2])
 
     def classifier_for(self, connection: str) -> tuple[SqlClassifier, bool]:
         """The connection's classifier, and whether its write-function list is due for a refresh."""
@@ -198,7 +245,12 @@ class Gateway:
             log.warning("session %s runs unrecorded (strict = false): %s", session.id, error)
             return None
         session.recording_path = str(recorder.path)
+        self._recorders[session.id] = recorder
         return recorder
+
+    def live_recorder(self, session_id: str) -> SessionRecorder | None:
+        """The recorder of a session of this process, for the control API's live tail."""
+        return self._recorders.get(session_id)
 
     def _in_background(self, coroutine: Any, what: str) -> None:
         async def run() -> None:
@@ -245,7 +297,9 @@ class Gateway:
         self.audit(session, {"action": "session.end", "reason": reason})
         self._in_background(self.store.record_session_end(session.id, time.time(), reason), "sessions index")
         log.info("session %s ended: %s", session.id, reason)
+        self._recorders.pop(session.id, None)
         if recorder is not None:
+            recorder.end_live(reason)
             # Sealing fsyncs: keep it off the event loop.
             task = asyncio.get_running_loop().create_task(asyncio.to_thread(recorder.close, reason))
             self._closing.add(task)
@@ -261,6 +315,21 @@ class Gateway:
                 session.terminate("hoop: the session's token expired; reconnect with a fresh token", "28000")
 
         return asyncio.get_running_loop().call_later(delay, expire)
+
+    def kill_local(self, session_id: str, message: str) -> bool:
+        """End a session of this process from outside (operator kill): FATAL `message` to its client."""
+        session = self.sessions.get(session_id)
+        if session is None or session.terminate is None:
+            return False
+        session.terminate(message, "57P01")  # admin_shutdown, as pg_terminate_backend reports
+        return True
+
+    async def route_kill(self, session_id: str, message: str) -> bool:
+        """Ask the sibling workers to end a session one of them owns; False when there are none."""
+        if self._cancel_router is None:
+            return False
+        await self._cancel_router.broadcast_kill(session_id, message)
+        return True
 
     async def route_cancel(self, request: CancelRequest) -> None:
         if self._cancel_router is not None:

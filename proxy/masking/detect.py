@@ -54,6 +54,8 @@ _Handler = Callable[[str, int], "_Found | None"]
 
 
 class CustomRule(NamedTuple):
+    """A policy regex rule, compiled."""
+
     entity: str
     text_pattern: re.Pattern[str]
     # The same source compiled for bytes, used as an ASCII-only prefilter; None when it does not compile so.
@@ -84,8 +86,10 @@ class _Scans(NamedTuple):
     bytes: re.Pattern[bytes] | None
 
     @classmethod
-    def build(cls, entities: frozenset[str]) -> _Scans:
+    def build(cls, entities: frozenset[str], extra_branch: str | None = None) -> _Scans:
         source = P.anchor_scan_source(entities)
+        if extra_branch is not None:
+            source = extra_branch if source is None else f"{source}|{extra_branch}"
         if source is None:
             return cls(None, None)
         return cls(P.compile_text(source), P.compile_bytes(source))
@@ -97,13 +101,14 @@ class Detector:
     def __init__(self, entities: frozenset[str], custom_rules: tuple[CustomRule, ...] = ()) -> None:
         self.entities = entities
         self._custom = custom_rules
-        # Two scans: all anchors, and all but the numeric ones for values the numeric gate rules out.
+        # Two scans: all anchors, and for values the numeric gate rules out, all but the numeric ones - except
+        # '+' for international phone numbers, which the gate does not cover and which is a rare anchor.
         self._numeric = bool(entities & P.NUMERIC_ENTITIES)
         self._with_numeric = _Scans.build(entities)
-        self._without_numeric = _Scans.build(entities - P.NUMERIC_ENTITIES)
+        international = P.INTERNATIONAL_PHONE_ANCHOR if PHONE in entities else None
+        self._without_numeric = _Scans.build(entities - P.NUMERIC_ENTITIES, international)
         # Bound methods, looked up once: prefilter_bytes runs for every value.
         self._gate_search = P.NUMERIC_GATE.search if self._numeric else None
-        self._phone_gate_search = P.INTERNATIONAL_PHONE_GATE.search if PHONE in entities else None
         self._scan_numeric = self._with_numeric.bytes.search if self._with_numeric.bytes else None
         self._scan_plain = self._without_numeric.bytes.search if self._without_numeric.bytes else None
         self._email = EMAIL in entities
@@ -137,14 +142,10 @@ class Detector:
     # --- prefilters -----------------------------------------------------------------------------------------
 
     def numeric_possible(self, data: bytes) -> bool:
-        """False when no numeric entity (phone, card, SSN, IBAN, national id) can be in `data`."""
+        """False when no numeric entity but an international phone number (which the scan without numeric
+        branches still finds) can be in `data`."""
         gate = self._gate_search
-        if gate is None:
-            return False
-        if gate(data.translate(P.SHAPE_TABLE)) is not None:
-            return True
-        phone_gate = self._phone_gate_search
-        return phone_gate is not None and phone_gate(data) is not None
+        return gate is not None and gate(data.translate(P.SHAPE_TABLE)) is not None
 
     def numeric_possible_text(self, text: str) -> bool:
         return self._numeric and self.numeric_possible(text.encode("utf-8", "surrogatepass"))
@@ -159,10 +160,7 @@ class Detector:
         (pass it on to `find`)."""
         # numeric_possible, inlined: this is the per-value hot path.
         gate = self._gate_search
-        numeric = gate is not None and (
-            gate(data.translate(P.SHAPE_TABLE)) is not None
-            or (self._phone_gate_search is not None and self._phone_gate_search(data) is not None)
-        )
+        numeric = gate is not None and gate(data.translate(P.SHAPE_TABLE)) is not None
         scan = self._scan_numeric if numeric else self._scan_plain
         if scan is not None:
             anchor = scan(data)
@@ -182,14 +180,20 @@ class Detector:
             return 0, numeric
         return None
 
-    def first_anchor_joined(self, data: bytes) -> int | None:
-        """`prefilter_bytes` for several values joined by newlines: None when no value holds an entity, else
-        an offset before which none does. No built-in pattern crosses a newline, and a newline bounds a value
-        as its start or end does; a custom rule is a user regex that may (`^`, `$`, `\\s`), so with any, 0."""
+    def next_anchor(self, data: bytes, start: int, numeric: bool) -> int | None:
+        """Where the anchor scan next stops in `data` at or after `start` (numeric as `prefilter_bytes` said
+        for all of `data`); `start` itself when custom rules make the scan no guide."""
         if self._custom:
-            return 0
-        found = self.prefilter_bytes(data)
-        return None if found is None else found[0]
+            return start
+        scan = self._scan_numeric if numeric else self._scan_plain
+        anchor = scan(data, start) if scan is not None else None
+        return None if anchor is None else anchor.start()
+
+    @property
+    def has_custom_rules(self) -> bool:
+        """Custom rules are user regexes: they may cross the newlines that join values (`^`, `$`, `\\s`),
+        where no built-in pattern does (a newline bounds a value as its start or end does)."""
+        return bool(self._custom)
 
     def might_match_text(self, text: str) -> bool:
         scan = (self._with_numeric if self.numeric_possible_text(text) else self._without_numeric).text

@@ -15,7 +15,8 @@ SECRET = "secret"
 # National identifiers. Each is flagged only when its check digits validate (python-stdnum), and each has a
 # shape distinctive enough that a validated match is very unlikely to be an order number or a timestamp.
 ES_DNI = "es_dni"  # Spanish DNI "12345678Z" and NIE "X1234567L": mod-23 check letter
-IT_FISCAL_CODE = "it_fiscal_code"  # Italian codice fiscale "RSSMRA85T10A562S": check character
+# Italian codice fiscale "RSSMRA85T10A562S": check character (omocodic codes, letters for digits, missed)
+IT_FISCAL_CODE = "it_fiscal_code"
 FR_NIR = "fr_nir"  # French social security number "1 85 05 78 006 084 36": 97-modulus key
 BR_CPF = "br_cpf"  # Brazilian CPF written "390.533.447-05": two check digits (bare 11 digits are not flagged)
 

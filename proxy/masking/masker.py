@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from proxy.masking import jsonmask
+from proxy.masking import patterns as P
 from proxy.masking.detect import Detector, Span, SpanTuple, compile_custom_rules
-from proxy.masking.entities import is_known_entity, mask_token, resolve_entities
+from proxy.masking.entities import EMAIL, is_known_entity, mask_token, resolve_entities
 from proxy.masking.strategies import REDACT, Strategy, apply_strategy
 
 Counts = dict[str, int]
@@ -17,7 +19,7 @@ Counts = dict[str, int]
 _MAX_PASSES = 4
 # Characters that end a value in text: a span bounded by these on both sides changes nothing for its
 # neighbours.
-_SEPARATORS = frozenset(" \t\r\n\"'<>()[]{},;:=|/`@")
+_SEPARATORS = frozenset(" \t\r\n\"'<>)[]{},;:=|/`@")  # not '(': "(415) 555-2671" starts with it
 
 # Undecodable bytes survive a decode/encode round trip unchanged (PEP 383), and decoding a concatenation gives
 # the concatenation of the decodings, so masking never depends on how the bytes were cut into values or
@@ -56,6 +58,8 @@ class Masker:
         self._default = default_strategy
         self._secret = bytes(secret)
         self._tokens: dict[str, str] = {}
+        # Custom rules could match inside an address: the whole-address shortcut is only taken without any.
+        self._whole_email = EMAIL in self._entities and not rules
 
     @property
     def enabled(self) -> bool:
@@ -85,6 +89,10 @@ class Masker:
         """`text` with every detected entity replaced, and how many of each were replaced."""
         if not self._entities:
             return text, {}
+        if self._whole_email and text.isascii():
+            whole = P.WHOLE_EMAIL_TEXT.fullmatch(text)
+            if whole is not None and _plausible_address(whole):
+                return self.replacement(EMAIL, text), {EMAIL: 1}
         spans = self._detector.find(text)
         if not spans:
             return text, {}
@@ -100,7 +108,17 @@ class Masker:
         found = self._detector.prefilter_bytes(data)
         if found is None:
             return None
-        first, numeric = found
+        return self.mask_candidate(data, *found)
+
+    def mask_candidate(
+        self, data: bytes, first: int = 0, numeric: bool = True
+    ) -> tuple[bytes, Counts] | None:
+        """`mask_bytes` for a value the prefilter already passed: no anchor before byte `first`, and numeric
+        entities possible only if `numeric`."""
+        if self._whole_email and data.isascii():
+            whole = P.WHOLE_EMAIL_BYTES.fullmatch(data)
+            if whole is not None and _plausible_address(whole):
+                return self.replacement(EMAIL, data.decode("ascii")).encode("ascii"), {EMAIL: 1}
         text = data.decode("utf-8", _DECODE_ERRORS)
         # Byte offsets are character offsets only in ASCII text.
         spans = self._detector.find(text, first if first and len(text) == len(data) else 0, numeric)
@@ -115,10 +133,19 @@ class Masker:
         """The prefilter alone: False means `data` holds nothing to mask."""
         return bool(self._entities) and self._detector.might_match_bytes(data)
 
-    def first_anchor_joined(self, data: bytes) -> int | None:
+    def prefilter_joined(self, data: bytes) -> tuple[int, bool] | None:
         """The prefilter over several values joined by newlines: None when none of them holds an entity, else
-        an offset in `data` before which none does."""
-        return self._detector.first_anchor_joined(data) if self._entities else None
+        (offset, numeric): no value ends before the offset holds one, and whether numeric entities are
+        possible in any. With custom rules (user regexes may cross the joins) always (0, True)."""
+        if not self._entities:
+            return None
+        if self._detector.has_custom_rules:
+            return 0, True
+        return self._detector.prefilter_bytes(data)
+
+    def next_anchor_joined(self, data: bytes, start: int, numeric: bool) -> int | None:
+        """After `prefilter_joined`: the next offset at or after `start` where a value may hold an entity."""
+        return self._detector.next_anchor(data, start, numeric)
 
     def might_match_text(self, text: str) -> bool:
         return bool(self._entities) and self._detector.might_match_text(text)
@@ -180,6 +207,14 @@ class Masker:
     def find(self, text: str) -> list[Span]:
         """The spans `mask_text` would replace."""
         return [Span(*span) for span in self._detector.find(text)] if self._entities else []
+
+
+def _plausible_address(whole: re.Match[str] | re.Match[bytes]) -> bool:
+    """The checks the email detector makes beyond its pattern: not all punctuation, not an image name."""
+    local, tld = whole.group("local", "tld")
+    if isinstance(local, bytes):
+        local, tld = local.decode("ascii"), tld.decode("ascii")
+    return bool(local.strip(P.EMAIL_LOCAL_PUNCTUATION)) and tld.lower() not in P.FILE_EXTENSIONS
 
 
 def _glued(text: str, spans: list[SpanTuple]) -> bool:

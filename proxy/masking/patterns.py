@@ -6,9 +6,9 @@
 # without decoding them.
 #
 # The anchor scan is one alternation whose every branch starts with a literal character, so CPython's regex
-# engine skips through text that holds none of those characters at C speed and only stops at '@', '%', '-',
-# '_', ':', '=', 'A', 'J', 'B', 'b', '+', '(' and digits. A match is only a place worth a closer look; the
-# detectors then match the strict pattern of each entity at that place and validate it.
+# engine skips, inside C, through text that holds none of those characters and only calls its matcher at '@',
+# '%', '-', '_', ':', '=', 'A', 'J', 'B', 'b', '+', '(' and digits. A match is only a place worth a closer
+# look; the detectors then match the strict pattern of each entity at that place and validate it.
 
 from __future__ import annotations
 
@@ -150,16 +150,15 @@ def anchor_scan_source(entities: Iterable[str]) -> str | None:
 # is possible at all. Every numeric entity has, at the start of a run of digits, one of: exactly three digits
 # and then a separator and a digit (SSN, CPF, NANP phone, NIR, IP-like groups), four or more digits and four
 # more (cards, IBAN groups), seven digits (DNI, NIE, bare cards, IBANs), three digits and ')' ("(415)"), or
-# digits and a capital (codice fiscale, DNI). International phone numbers have their own '+' check. When the
-# gate says no, the anchor scan without numeric branches runs instead, and dates, times, amounts and version
-# numbers cost nothing. An IBAN whose account part holds no run of digits at all would pass unseen; no
-# country's format has one in practice.
+# digits and a capital (codice fiscale, DNI). When the gate says no, the anchor scan without numeric branches
+# runs instead, and dates, times, amounts and version numbers cost nothing; that scan keeps the '+' anchor of
+# international phone numbers, which the gate does not cover. An IBAN whose account part holds no run of
+# digits at all would pass unseen; no country's format has one in practice.
 NUMERIC_ENTITIES = frozenset({PHONE, CREDIT_CARD, US_SSN, IBAN, ES_DNI, IT_FISCAL_CODE, FR_NIR, BR_CPF})
 SHAPE_TABLE = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A" * 26)
 _NUMERIC_SHAPES = r"(?:[ .-]0|0+[ -]?0000|0000|\)|0*A)"
 INTERNATIONAL_PHONE_ANCHOR = rf"\+[1-9](?:[ .()/-]{{0,2}}{_D}){{6}}"
 NUMERIC_GATE = compile_bytes(r"000(?<!0000)" + _NUMERIC_SHAPES)
-INTERNATIONAL_PHONE_GATE = compile_bytes(INTERNATIONAL_PHONE_ANCHOR)
 
 
 # --- strict candidate patterns, matched at an anchor --------------------------------------------------------
@@ -167,14 +166,23 @@ INTERNATIONAL_PHONE_GATE = compile_bytes(INTERNATIONAL_PHONE_ANCHOR)
 # Characters of an email local part: anything but whitespace and the delimiters that end one in text, URLs and
 # query strings. Non-ASCII is allowed (RFC 6531).
 _LOCAL_CHAR = r"""[^\s@<>()\[\]\\,;:"'`=&?/{}|]"""
+# An apostrophe only inside it ("o'brien@"), so that a quote around an address is not taken into it.
+_LOCAL = rf"{_LOCAL_CHAR}+(?:'{_LOCAL_CHAR}+)*"
 # A domain label character: ASCII letters, digits, '-', or any non-ASCII character.
 _LABEL_CHAR = r"[^\x00-\x2c./:-@\[-`{-\x7f]"
 # Searched from a little before the '@' it is anchored at; '%40' is a URL-encoded '@'.
 EMAIL_ADDRESS = compile_text(
-    rf"(?P<local>{_LOCAL_CHAR}+)(?P<at>@|%40)(?:{_LABEL_CHAR}+\.)+"
+    rf"(?P<local>{_LOCAL})(?P<at>@|%40)(?:{_LABEL_CHAR}+\.)+"
     # The top-level label may not run on into letters or digits; a '-' after it cannot be part of it.
     rf"(?P<tld>[A-Za-z]{{2,63}}|xn--[A-Za-z0-9-]{{2,59}}|[^\x00-\x7f]{{2,63}})(?![A-Za-z0-9]|[^\x00-\x7f])"
 )
+# A value that is one ASCII address and nothing else - an email column - is recognised with one fullmatch.
+_WHOLE_EMAIL = (
+    rf"(?P<local>{_LOCAL})(?:@|%40)(?:{_LABEL_CHAR}+\.)+"
+    r"(?P<tld>[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})"
+)
+WHOLE_EMAIL_TEXT = compile_text(_WHOLE_EMAIL)
+WHOLE_EMAIL_BYTES = compile_bytes(_WHOLE_EMAIL)
 # A local part made only of these is punctuation, not an address.
 EMAIL_LOCAL_PUNCTUATION = "!#$%&'*+-./=?^_`{|}~"
 # "a@2x.png" is an image name, not an address.
@@ -230,8 +238,9 @@ FR_NIR_CANDIDATE = compile_text(
 )
 ES_DNI_CANDIDATE = compile_text(rf"(?<!\w)(?<!\w-)(?:{_D}{{8}}|[XYZ]-?{_D}{{7}})-?[A-Z](?!\w)(?!-\w)")
 NANP_PHONE_CANDIDATE = compile_text(
-    rf"(?<![\w+]){_NOT_AFTER_NUMBER}(?:1[ .-]?)?(?:\({_D}{{3}}\)[ .-]?|{_D}{{3}}[ .-]){_D}{{3}}[ .-]{_D}{{4}}"
-    rf"{_NOT_BEFORE_NUMBER}"
+    rf"(?:(?<![\w+]){_NOT_AFTER_NUMBER}(?:1[ .-]?)?(?:\({_D}{{3}}\)[ .-]?|{_D}{{3}}[ .-])"
+    rf"|(?<![0-9+])\({_D}{{3}}\)[ .-]?)"  # "call(415) 555-2671": a letter may come right before '('
+    rf"{_D}{{3}}[ .-]{_D}{{4}}{_NOT_BEFORE_NUMBER}"
 )
 INTL_PHONE_CANDIDATE = compile_text(rf"(?<![0-9+])\+[1-9](?:[ .()/-]{{0,2}}{_D}){{6,16}}(?!{_D})")
 IBAN_CANDIDATE = compile_text(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")

@@ -1,8 +1,9 @@
 """Masking of PostgreSQL result data: DataRow bodies, COPY text lines, and Error/Notice response fields."""
 
 # Columns are planned once per RowDescription (see pgtypes): values of types that cannot carry text are
-# skipped by their length prefix and never copied or decoded; text values go through the Masker's byte
-# prefilter, so a clean row costs one regex scan per text column and no allocation beyond the value slice.
+# skipped by their length prefix and never copied or decoded. A row's text values are joined by newlines and
+# prefiltered by one scan, so a clean row costs one walk over its lengths and one regex search; a value is
+# decoded only when an anchor of the scan falls inside it.
 
 from __future__ import annotations
 
@@ -112,26 +113,60 @@ class RowMasker:
         planned, values = self._planned_values(body)
         if not planned:
             return None
-        skipped = 0
-        if self._row_prefilter and len(values) > 1:
-            # Most rows hold nothing to mask: one prefilter over all their text instead of one per value, and
-            # the values wholly before its first anchor are clean.
-            joined = b"\n".join(values)
-            first = self._masker.first_anchor_joined(joined)
-            if self._json_plans and joined.find(b"\\u") != -1:
-                first = 0  # a JSON \u escape can spell an anchor character: look at every value
-            elif first is None:
-                return None
-            for value in values:
-                first -= len(value) + 1
-                if first < 0:
-                    break
-                skipped += 1
+        masker = self._masker
+        if not self._row_prefilter or len(values) == 1:
+            return self._mask_values(body, planned, values)
+        # Most rows hold nothing to mask: one prefilter over all their text instead of one per value. Values
+        # that end before the next anchor of the joined text are clean and skipped.
+        joined = b"\n".join(values)
+        found = masker.prefilter_joined(joined)
+        if self._json_plans and joined.find(b"\\u") != -1:
+            return self._mask_values(body, planned, values)  # a JSON \u escape can spell an anchor character
+        if found is None:
+            return None
+        anchor, numeric = found
         pieces: list[bytes] = []
         counts: Counts = {}
         copied = 0
         plans = self._plans
-        for (index, start, end), value in zip(planned[skipped:], values[skipped:], strict=True):
+        offset = 0  # where the current value starts in `joined`
+        for (index, start, end), value in zip(planned, values, strict=True):
+            following = offset + len(value) + 1
+            if anchor >= following:
+                offset = following
+                continue
+            plan = plans[index]
+            if plan is Plan.TEXT:
+                result = masker.mask_candidate(value, max(anchor - offset, 0), numeric)
+            else:
+                result = self._mask_value(index, plan, value)
+            if result is not None:
+                replaced, found_here = result
+                pieces.append(body[copied : start - 4])
+                pieces.append(_NULL_LENGTH if replaced is None else _PACK_INT32(len(replaced)) + replaced)
+                copied = end
+                merge_counts(counts, found_here)
+            offset = following
+            if offset >= len(joined):
+                break
+            next_anchor = masker.next_anchor_joined(joined, offset, numeric)
+            if next_anchor is None:
+                break
+            anchor = next_anchor
+        if not pieces:
+            return None
+        pieces.append(body[copied:])
+        return b"".join(pieces), counts
+
+    def _mask_values(
+        self, body: bytes, planned: list[tuple[int, int, int]], values: list[bytes]
+    ) -> tuple[bytes, Counts] | None:
+        """Mask each planned value on its own."""
+        pieces: list[bytes] = []
+        counts: Counts = {}
+        copied = 0
+        plans = self._plans
+        for (index, start, end), value in zip(planned, values, strict=True):
             result = self._mask_value(index, plans[index], value)
             if result is not None:
                 replaced, found = result
@@ -213,7 +248,14 @@ class RowMasker:
         for index, field in enumerate(fields):
             if field == NULL_FIELD:
                 continue
-            plan = plans[index] if plans is not None else (Plan.TEXT if masker.enabled else Plan.SKIP)
+            if plans is not None:
+                plan = plans[index]
+            elif not masker.enabled:
+                plan = Plan.SKIP
+            else:
+                # Columns unknown (a bare COPY): a field that looks like JSON is masked as JSON, so an escaped
+                # quote inside a string value cannot cut a secret's value short.
+                plan = Plan.JSON if field[:1] in (b"{", b"[") else Plan.TEXT
             if not plan:
                 continue
             if plan is Plan.TEXT or plan is Plan.JSON:

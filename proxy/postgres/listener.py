@@ -399,6 +399,7 @@ class PostgresListener:
                 gate=StatementGate(session_policy, classifier),
                 audit=lambda record: self.gateway.audit(session, record),
                 hold=hold,
+                masking=self.gateway.masking_for(session_policy),
             )
             cancel_entry = self.cancel_keys.get(pid)
             if cancel_entry is not None:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from proxy.approvals import SQLSTATE_CANCELLED, HoldOutcome, hold_notice, new_request_id
+from proxy.masking.pgrows import MalformedMessage, build_datarow, mask_notice_fields
 from proxy.postgres.enforcement import Verdict, denial_message, new_reference, raising_extended, raising_query
 from proxy.postgres.messages import (
     ErrorResponse,
@@ -28,6 +29,7 @@ from proxy.postgres.protocol import SQLSTATE_PROTOCOL_VIOLATION, ProtocolError
 if TYPE_CHECKING:
     from proxy.postgres.endpoint import Endpoint
     from proxy.postgres.enforcement import StatementGate
+    from proxy.postgres.session_masking import SessionMasking
 
 log = logging.getLogger("hoop.relay")
 
@@ -37,6 +39,7 @@ _HOLD = b"<hold>"  # sentinel from _client_message: stop here until a human deci
 
 _unpack_i32 = struct.Struct("!i").unpack_from
 _unpack_u16 = struct.Struct("!H").unpack_from
+_pack_i32 = struct.Struct("!i").pack
 _unpack_u32 = struct.Struct("!I").unpack_from
 
 # Frontend type bytes the relay looks at.
@@ -45,6 +48,19 @@ _SYNC, _FLUSH = b"S"[0], b"H"[0]
 CLIENT_INSPECT = frozenset({_Q, _P, _B, _E, _X, _F, _COPY_DATA, _SYNC})
 _BATCH_TRACKED = frozenset({_Q, _P, _B, _F, _SYNC})
 _PARSE_COMPLETE, _BIND_COMPLETE = b"1"[0], b"2"[0]
+_DESCRIBE, _CLOSE = b"D"[0], b"C"[0]  # client-side meanings of these type bytes
+# Server messages that move masking's result-shape bookkeeping (see session_masking.ResultShapes).
+_CLOSE_COMPLETE, _NO_DATA, _PORTAL_SUSPENDED, _EMPTY_QUERY, _COPY_OUT_RESPONSE = (
+    b"3"[0],
+    b"n"[0],
+    b"s"[0],
+    b"I"[0],
+    b"H"[0],
+)
+_SHAPE_EVENTS = frozenset(
+    {_PARSE_COMPLETE, _BIND_COMPLETE, _CLOSE_COMPLETE, b"T"[0], _NO_DATA, b"C"[0], _PORTAL_SUSPENDED,
+     _EMPTY_QUERY, b"E"[0], b"Z"[0], _COPY_OUT_RESPONSE}
+)  # fmt: skip
 # Backend type bytes the relay looks at ('D' is counted inline, the rest are decoded).
 _DATA_ROW, _ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY = (
     b"D"[0],
@@ -99,6 +115,10 @@ def _cstring_at(data: bytes, start: int, end: int) -> tuple[str, int]:
     if stop < 0:
         raise ProtocolError("unterminated string in message")
     return data[start:stop].decode("utf-8", "replace"), stop + 1
+
+
+class UnmaskableOutput(ProtocolError):
+    """The upstream is sending what masking cannot read (binary COPY): the session ends, nothing leaks."""
 
 
 class _Tail:
@@ -176,6 +196,7 @@ class PgRelay:
         gate: StatementGate | None = None,
         audit: Callable[[dict[str, Any]], None] | None = None,
         hold: HoldFunction | None = None,
+        masking: SessionMasking | None = None,
     ) -> None:
         self.client = client
         self.server = server
@@ -189,6 +210,19 @@ class PgRelay:
         self._server_tail = _Tail()
         self._closed = False
         self._terminating = False
+        # Masking: None unless the session's policy masks something (then every result row is checked).
+        self.masking = masking
+        self._shapes = None
+        self._rows_masker = None
+        self._rows_masker_known = False
+        self._client_inspect = CLIENT_INSPECT
+        if masking is not None:
+            from proxy.postgres.session_masking import ResultShapes
+
+            self._shapes = ResultShapes()
+            self._client_inspect = CLIENT_INSPECT | {_DESCRIBE, _CLOSE}
+        else:
+            self._client_message = self._client_message_inner  # type: ignore[method-assign]
         self._now = 0
         self._decision_payloads: dict[tuple[str, str, str, frozenset[str]], dict[str, Any]] = {}
         self._last_row_description = b""
@@ -279,7 +313,7 @@ class PgRelay:
                 end = pos + 1 + length
                 if end > size:
                     break
-                if self._skipping_to_sync or type_byte in CLIENT_INSPECT:
+                if self._skipping_to_sync or type_byte in self._client_inspect:
                     replacement = self._client_message(type_byte, data, pos + 5, end, record)
                     if replacement is _HOLD:
                         self._start_hold(data, pos, pieces, forwarded_to)
@@ -315,6 +349,42 @@ class PgRelay:
     def _client_message(
         self, type_byte: int, data: bytes, start: int, end: int, record: Callable[[list[Any]], None] | None
     ) -> bytes | None:
+        """Masking sessions: the inner decision, then the forwarded message noted for ResultShapes."""
+        skipping = self._skipping_to_sync
+        result = self._client_message_inner(type_byte, data, start, end, record)
+        shapes = self._shapes
+        if result is _HOLD or result == b"" or shapes is None:
+            return result
+        if skipping and type_byte != _SYNC:
+            return result
+        if type_byte in (_Q, _F):
+            shapes.client("query")
+        elif type_byte == _SYNC:
+            shapes.client("sync")
+        elif type_byte == _P:
+            if result is None:
+                shapes.client("parse", _cstring_at(data, start, end)[0])
+            else:  # the injected raising Parse/Bind/Execute
+                shapes.client("parse", "")
+                shapes.client("bind", "", "")
+                shapes.client("execute", "")
+        elif result is None and type_byte == _B:
+            portal, offset = _cstring_at(data, start, end)
+            shapes.client("bind", portal, _cstring_at(data, offset, end)[0])
+        elif result is None and type_byte == _E:
+            shapes.client("execute", _cstring_at(data, start, end)[0])
+        elif result is None and (type_byte in (_DESCRIBE, _CLOSE)) and end > start:
+            target = chr(data[start])
+            shapes.client(
+                "describe" if type_byte == _DESCRIBE else "close",
+                target,
+                _cstring_at(data, start + 1, end)[0],
+            )
+        return result
+
+    def _client_message_inner(
+        self, type_byte: int, data: bytes, start: int, end: int, record: Callable[[list[Any]], None] | None
+    ) -> bytes | None:
         """Look at one client message: None forwards it; bytes are sent instead of it (b"" drops it)."""
         if self._skipping_to_sync:
             # After a denied Parse PostgreSQL ignores everything up to Sync; so do we. Flush still goes
@@ -332,14 +402,15 @@ class PgRelay:
                 return None if outcome.allowed else raising_query(outcome.message, outcome.sqlstate)
             self.counters.statements += 1
             sql, _ = _cstring_at(data, start, end)
+            shown = sql if self.masking is None else self.masking.text(sql)  # what may be stored or shown
             if record is not None:
-                record([self._now, "pg.query", sql])
+                record([self._now, "pg.query", shown])
             if self.gate is not None:
                 verdict = self.gate.check(sql)
-                self._note_decision(verdict, sql, record)
+                self._note_decision(verdict, shown, record)
                 if verdict.action == "review" and self.hold is not None:
                     self._batches.pop()  # tracked again when the held Query is replayed
-                    self._held = (new_request_id(), verdict, sql)
+                    self._held = (new_request_id(), verdict, shown)
                     return _HOLD
                 if verdict.action != "allow":
                     return raising_query(self._deny_text(verdict))
@@ -352,14 +423,15 @@ class PgRelay:
             self.counters.statements += 1
             name, offset = _cstring_at(data, start, end)
             sql, _ = _cstring_at(data, offset, end)
+            shown = sql if self.masking is None else self.masking.text(sql)
             if record is not None:
-                record([self._now, "pg.parse", name, sql])
+                record([self._now, "pg.parse", name, shown])
             if self.gate is not None:
                 verdict = self.gate.check(sql)
-                self._note_decision(verdict, sql, record)
+                self._note_decision(verdict, shown, record)
                 if verdict.action == "review" and self.hold is not None:
                     self._batches[-1].parses.pop()  # tracked again when the held Parse is replayed
-                    self._held = (new_request_id(), verdict, sql)
+                    self._held = (new_request_id(), verdict, shown)
                     return _HOLD
                 if verdict.action != "allow":
                     # In place of the Parse: a Parse/Bind/Execute of a raising statement. The server answers
@@ -381,7 +453,12 @@ class PgRelay:
                 record([self._now, "pg.execute", portal, max_rows])
         elif type_byte == _COPY_DATA:
             if record is not None:
-                record([self._now, "pg.copy", "in", bytes(data[start:end])])
+                payload = bytes(data[start:end])
+                if self.masking is not None:
+                    masked = self.masking.copy.mask_copy_line(payload)
+                    if masked is not None:
+                        payload = masked[0]
+                record([self._now, "pg.copy", "in", payload])
         elif type_byte == _F:
             self.counters.statements += 1
             oid = _unpack_u32(data, start)[0] if start + 4 <= end else 0
@@ -521,6 +598,9 @@ class PgRelay:
         pieces: list[bytes] | None = None  # only when a message is swallowed
         kept_from = 0
         copied: list[bytes] = []  # COPY OUT payloads of this buffer: one recorder event, not one per row
+        masking = self.masking
+        recorded_rows: list[bytes] = []  # masked rows of the current run, for the recorder
+        recorded_from = 0
         try:
             while size - pos >= 5:
                 type_byte = data[pos]
@@ -532,21 +612,53 @@ class PgRelay:
                     break
                 if type_byte == _READY and length != 5:
                     raise ProtocolError("malformed ReadyForQuery from upstream")
+                if masking is not None and type_byte in _SHAPE_EVENTS:
+                    self._shape_event(type_byte, data, pos, end)
                 if type_byte == _DATA_ROW:
                     rows += 1
                     if run_start < 0:
-                        run_start = pos
+                        run_start = recorded_from = pos
+                        recorded_rows = []
                         if copied:  # keep the recorder's events in wire order
                             record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
                             copied = []
+                    if masking is not None:
+                        replacement = self._mask_row(data, pos, end)
+                        if replacement is not None:
+                            if pieces is None:
+                                pieces = []
+                            pieces.append(data[kept_from:pos])
+                            pieces.append(replacement)
+                            kept_from = end
+                            recorded_rows.append(data[recorded_from:pos])
+                            recorded_rows.append(replacement)
+                            recorded_from = end
                 elif type_byte == _COPY_DATA:
                     if run_start >= 0:
                         if record is not None:
-                            record([self._now, "pg.rows", rows, data[run_start:pos]])
+                            record(
+                                [
+                                    self._now,
+                                    "pg.rows",
+                                    rows,
+                                    self._row_run(data, run_start, pos, recorded_rows, recorded_from),
+                                ]
+                            )
                         self.counters.rows += rows
                         rows, run_start = 0, -1
+                    payload = data[pos + 5 : end]
+                    if masking is not None:
+                        masked = masking.copy.mask_copy_line(payload)
+                        if masked is not None:
+                            payload = masked[0]
+                            masking.add(masked[1])
+                            if pieces is None:
+                                pieces = []
+                            pieces.append(data[kept_from:pos])
+                            pieces.append(b"d" + _pack_i32(len(payload) + 4) + payload)
+                            kept_from = end
                     if record is not None:
-                        copied.append(data[pos + 5 : end])
+                        copied.append(payload)
                 elif (type_byte in (_PARSE_COMPLETE, _BIND_COMPLETE)) and self._injected(type_byte):
                     # The answer to a message the gateway injected: the client never sent it.
                     if pieces is None:
@@ -556,12 +668,33 @@ class PgRelay:
                 else:
                     if run_start >= 0:
                         if record is not None:
-                            record([self._now, "pg.rows", rows, data[run_start:pos]])
+                            record(
+                                [
+                                    self._now,
+                                    "pg.rows",
+                                    rows,
+                                    self._row_run(data, run_start, pos, recorded_rows, recorded_from),
+                                ]
+                            )
                         self.counters.rows += rows
                         rows, run_start = 0, -1
                     if copied:
                         record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
                         copied = []
+                    if masking is not None and (type_byte in (_ERROR, _NOTICE)):
+                        masked = mask_notice_fields(masking.masker, data[pos + 5 : end])
+                        if masked is not None:
+                            masking.add(masked[1])
+                            message = bytes([type_byte]) + _pack_i32(len(masked[0]) + 4) + masked[0]
+                            if pieces is None:
+                                pieces = []
+                            pieces.append(data[kept_from:pos])
+                            pieces.append(message)
+                            kept_from = end
+                            # Record what the client saw; `data` is not read again for this message.
+                            self._server_message(type_byte, message, 5, len(message), record)
+                            pos = end
+                            continue
                     if type_byte in SERVER_INSPECT:
                         self._server_message(type_byte, data, pos + 5, end, record)
                     if type_byte == _ERROR and data.find(_OWN_ERROR_MARK, pos + 5, end) >= 0:
@@ -573,15 +706,21 @@ class PgRelay:
                         pieces.append(_clean_own_error(data, pos + 5, end))
                         kept_from = end
                 pos = end
-        except ProtocolError as exc:
-            self.client.write(
-                error_response("upstream protocol error", SQLSTATE_PROTOCOL_VIOLATION, "FATAL").encode()
-            )
+        except (ProtocolError, MalformedMessage) as exc:
+            message = str(exc) if isinstance(exc, UnmaskableOutput) else "upstream protocol error"
+            self.client.write(error_response(message, SQLSTATE_PROTOCOL_VIOLATION, "FATAL").encode())
             self.close(f"upstream protocol error: {exc}")
             return
         if run_start >= 0:
             if record is not None:
-                record([self._now, "pg.rows", rows, data[run_start:pos]])
+                record(
+                    [
+                        self._now,
+                        "pg.rows",
+                        rows,
+                        self._row_run(data, run_start, pos, recorded_rows, recorded_from),
+                    ]
+                )
             self.counters.rows += rows
         if copied:
             record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
@@ -594,6 +733,64 @@ class PgRelay:
         else:
             pieces.append(data[kept_from:pos])
             transport.writelines(pieces)  # type: ignore[union-attr]
+
+    @staticmethod
+    def _row_run(data: bytes, start: int, stop: int, masked_parts: list[bytes], masked_from: int) -> bytes:
+        """The run of DataRows as the client received it (with masked rows in place), for the recorder."""
+        if not masked_parts:
+            return data[start:stop]
+        return b"".join(masked_parts) + data[masked_from:stop]
+
+    def _mask_row(self, data: bytes, pos: int, end: int) -> bytes | None:
+        """The masked DataRow message, or None when the row goes out unchanged."""
+        masking = self.masking
+        assert masking is not None and self._shapes is not None
+        if not self._rows_masker_known:
+            shape = self._shapes.rows_shape()
+            if shape is not None:
+                self._rows_masker = masking.rows(shape)
+            else:  # unplaced rows: every column is scanned as text (fail closed)
+                self._rows_masker = masking.rows_unknown(
+                    _unpack_u16(data, pos + 5)[0] if end - pos >= 7 else 0
+                )
+            self._rows_masker_known = True
+        row_masker = self._rows_masker
+        if row_masker is None:
+            return None
+        masked = row_masker.mask_datarow(data[pos + 5 : end])
+        if masked is None:
+            return None
+        masking.add(masked[1])
+        return build_datarow(masked[0])
+
+    def _shape_event(self, type_byte: int, data: bytes, pos: int, end: int) -> None:
+        shapes = self._shapes
+        assert shapes is not None and self.masking is not None
+        self._rows_masker_known = False
+        if type_byte == _ROW_DESC:
+            shapes.row_description(data[pos + 5 : end])
+        elif type_byte == _NO_DATA:
+            shapes.row_description(None)
+        elif type_byte == _PARSE_COMPLETE:
+            shapes.parse_complete()
+        elif type_byte == _BIND_COMPLETE:
+            shapes.bind_complete()
+        elif type_byte == _CLOSE_COMPLETE:
+            shapes.close_complete()
+        elif type_byte in (_COMPLETE, _PORTAL_SUSPENDED, _EMPTY_QUERY):
+            shapes.result_done()
+            counts = self.masking.take_counts()
+            if counts is not None and self.record is not None:
+                self.record([self._now, "mask.summary", counts])
+        elif type_byte == _ERROR:
+            shapes.error()
+        elif type_byte == _READY:
+            shapes.ready()
+        elif type_byte == _COPY_OUT_RESPONSE and end > pos + 5 and data[pos + 5] == 1:
+            # Binary COPY cannot be scanned for personal data: fail closed rather than leak it.
+            raise ProtocolError(
+                "binary COPY output cannot be masked; use COPY ... TO STDOUT in text or csv format"
+            )
 
     def _injected(self, type_byte: int) -> bool:
         if self.gate is None:

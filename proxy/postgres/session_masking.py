@@ -1,0 +1,213 @@
+"""One session's masking: which rows, notices, COPY lines and statement texts to rewrite, and the counts."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+from collections import OrderedDict, deque
+from pathlib import Path
+
+from proxy.masking.columns import ColumnRules
+from proxy.masking.masker import Masker
+from proxy.masking.pgrows import ColumnInfo, RowMasker
+from proxy.masking.strategies import parse_strategy
+from proxy.policy.engine import SessionPolicy
+
+_FIELD_TAIL = struct.Struct("!IhIhih")
+_MAX_CACHED_RESULT_SHAPES = 256
+
+
+def load_or_create_mask_secret(state_dir: Path) -> bytes:
+    """The gateway's HMAC key for the `hash` strategy (equal values stay joinable, never revealed)."""
+    path = state_dir / "keys" / "mask.key"
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+    return secret
+
+
+def build_masker(policy: SessionPolicy, secret: bytes) -> Masker:
+    strategies = {entity: parse_strategy(text) for entity, text in policy.mask_strategies.items()}
+    return Masker(
+        policy.mask_entities, strategies=strategies, secret=secret, custom_rules=dict(policy.mask_rules)
+    )
+
+
+def columns_of(row_description_body: bytes) -> list[ColumnInfo]:
+    """Masking's view of a RowDescription body. Table names are not resolved (OIDs only): column rules
+    then match by column name alone, which masks more, never less."""
+    count = struct.unpack_from("!H", row_description_body, 0)[0]
+    offset = 2
+    columns = []
+    for _ in range(count):
+        stop = row_description_body.index(b"\0", offset)
+        name = row_description_body[offset:stop].decode("utf-8", "replace")
+        _table, _column, type_oid, _size, _modifier, fmt = _FIELD_TAIL.unpack_from(
+            row_description_body, stop + 1
+        )
+        columns.append(ColumnInfo(name, None, type_oid, fmt))
+        offset = stop + 1 + _FIELD_TAIL.size
+    return columns
+
+
+class SessionMasking:
+    """Built once per session from its policy; the relay asks it for a RowMasker per result shape."""
+
+    __slots__ = ("_by_shape", "column_rules", "copy", "counts", "masker")
+
+    def __init__(self, masker: Masker, column_rules: ColumnRules | None) -> None:
+        self.masker = masker
+        self.column_rules = column_rules
+        self.copy = RowMasker(masker, (), column_rules)  # COPY text lines: every field scanned
+        self._by_shape: OrderedDict[bytes, RowMasker | None] = OrderedDict()
+        self.counts: dict[str, int] = {}  # masked entities since the last statement summary
+
+    @classmethod
+    def for_policy(cls, policy: SessionPolicy, secret: bytes) -> SessionMasking | None:
+        if not policy.mask_entities and not policy.mask_columns:
+            return None
+        rules = ColumnRules(policy.mask_columns) if policy.mask_columns else None
+        return cls(build_masker(policy, secret), rules)
+
+    def rows_unknown(self, column_count: int) -> RowMasker:
+        """For rows whose RowDescription the relay could not place: every column scanned as text."""
+        key = b"?%d" % column_count
+        masker = self._by_shape.get(key)
+        if masker is None:
+            columns = [ColumnInfo(f"column{i}", None, 25, 0) for i in range(column_count)]
+            masker = RowMasker(self.masker, columns, self.column_rules)
+            self._by_shape[key] = masker
+        return masker
+
+    def rows(self, row_description_body: bytes) -> RowMasker | None:
+        """The RowMasker for this result shape, or None when no column of it can need masking."""
+        cache = self._by_shape
+        if row_description_body in cache:
+            cache.move_to_end(row_description_body)
+            return cache[row_description_body]
+        masker = RowMasker(self.masker, columns_of(row_description_body), self.column_rules)
+        found = masker if masker.active else None
+        cache[row_description_body] = found
+        if len(cache) > _MAX_CACHED_RESULT_SHAPES:
+            cache.popitem(last=False)
+        return found
+
+    def text(self, text: str) -> str:
+        """A statement's text as it may be stored or shown (recordings, approval requests)."""
+        if not self.masker.enabled:
+            return text
+        masked, _counts = self.masker.mask_text(text)
+        return masked
+
+    def add(self, counts: dict[str, int]) -> None:
+        total = self.counts
+        for entity, count in counts.items():
+            total[entity] = total.get(entity, 0) + count
+
+    def take_counts(self) -> dict[str, int] | None:
+        if not self.counts:
+            return None
+        counts, self.counts = self.counts, {}
+        return counts
+
+
+class ResultShapes:
+    """Which RowDescription applies to the DataRows the server is sending now.
+
+    Extended-protocol clients (asyncpg, psycopg) describe a statement once and then execute it many times:
+    its DataRows come with no RowDescription in front. So the client's Parse/Bind/Describe/Execute/Close/
+    Sync/Query messages are queued as they pass, and consumed in order as the server answers them, which
+    keeps the bookkeeping right under pipelining. A row whose shape is still unknown is masked as if every
+    column were text (more masking, never less).
+    """
+
+    __slots__ = ("_pending", "_portal_rows", "_portal_statement", "_statement_rows", "current")
+
+    def __init__(self) -> None:
+        self._pending: deque[tuple[str, str, str]] = deque()  # (what, name, other) in client order
+        self._statement_rows: dict[str, bytes | None] = {}
+        self._portal_rows: dict[str, bytes | None] = {}
+        self._portal_statement: dict[str, str] = {}
+        self.current: bytes | None = None  # the RowDescription body of the result being streamed
+
+    # client → server, in the order the messages are forwarded
+    def client(self, what: str, name: str = "", other: str = "") -> None:
+        self._pending.append((what, name, other))
+
+    # server → client
+    def parse_complete(self) -> None:
+        entry = self._pop_until("parse")
+        if entry is not None:
+            self._statement_rows.pop(entry[1], None)  # a re-parsed name is a new statement
+
+    def bind_complete(self) -> None:
+        entry = self._pop_until("bind")
+        if entry is not None:
+            _, portal, statement = entry
+            self._portal_statement[portal] = statement
+            self._portal_rows.pop(portal, None)
+
+    def close_complete(self) -> None:
+        entry = self._pop_until("close")
+        if entry is not None:
+            _, target, name = entry
+            (self._statement_rows if target == "S" else self._portal_rows).pop(name, None)
+
+    def row_description(self, body: bytes | None) -> None:
+        """A RowDescription (or NoData when `body` is None): a Describe's answer, or a query result's head."""
+        head = self._pending[0] if self._pending else None
+        if head is not None and head[0] == "describe":
+            self._pending.popleft()
+            _, target, name = head
+            (self._statement_rows if target == "S" else self._portal_rows)[name] = body
+            return
+        self.current = body
+
+    def rows_shape(self) -> bytes | None:
+        if self.current is not None:
+            return self.current
+        head = self._pending[0] if self._pending else None
+        if head is not None and head[0] == "execute":
+            portal = head[1]
+            shape = self._portal_rows.get(portal)
+            if shape is None:
+                shape = self._statement_rows.get(self._portal_statement.get(portal, ""))
+            return shape
+        return None
+
+    def result_done(self) -> None:
+        """CommandComplete, PortalSuspended or EmptyQueryResponse: one Execute (or one statement) answered."""
+        self.current = None
+        if self._pending and self._pending[0][0] == "execute":
+            self._pending.popleft()
+
+    def error(self) -> None:
+        """The server skips the rest of an extended batch up to Sync after an error."""
+        self.current = None
+        pending = self._pending
+        while pending and pending[0][0] not in ("sync", "query"):
+            pending.popleft()
+
+    def ready(self) -> None:
+        self.current = None
+        pending = self._pending
+        while pending:
+            what = pending.popleft()[0]
+            if what in ("sync", "query"):
+                return
+
+    def _pop_until(self, what: str) -> tuple[str, str, str] | None:
+        pending = self._pending
+        while pending:
+            entry = pending.popleft()
+            if entry[0] == what:
+                return entry
+            if entry[0] in ("sync", "query"):
+                pending.appendleft(entry)
+                return None
+        return None
