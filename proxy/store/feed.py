@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -95,7 +96,8 @@ class ApprovalFeed:
         self._seen: set[int] = set()
         self._waiters: dict[str, set[asyncio.Future[ApprovalRecord]]] = {}
         self._watches: weakref.WeakSet[ApprovalWatch] = weakref.WeakSet()
-        self._wake = asyncio.Event()
+        self._woken = False
+        self._sleeper: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -108,7 +110,10 @@ class ApprovalFeed:
         self._task = asyncio.create_task(self._follow(), name="hoop-store-approval-feed")
 
     def wake(self) -> None:
-        self._wake.set()
+        self._woken = True
+        sleeper = self._sleeper
+        if sleeper is not None and not sleeper.done():
+            sleeper.set_result(None)
 
     def wake_threadsafe(self) -> None:
         """Wake from any thread (another store on the same SQLite file may live on another event loop)."""
@@ -116,7 +121,7 @@ class ApprovalFeed:
         if loop is None or self._closed:
             return
         with contextlib.suppress(RuntimeError):  # that loop has already been closed
-            loop.call_soon_threadsafe(self._wake.set)
+            loop.call_soon_threadsafe(self.wake)
 
     def waiter(self, approval_id: str) -> asyncio.Future[ApprovalRecord]:
         """A future resolved with the record when `approval_id` leaves pending. Release it when done."""
@@ -137,6 +142,7 @@ class ApprovalFeed:
             future.cancel()
 
     def watch(self) -> ApprovalWatch:
+        """Every change fanned out from now on (which may include one committed just before this call)."""
         watch = ApprovalWatch(self._watches)
         if self._closed:
             watch.end()
@@ -160,9 +166,8 @@ class ApprovalFeed:
 
     async def _follow(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval())
-            self._wake.clear()  # before reading: a change made during the read wakes the next round
+            await self._sleep(self._poll_interval())
+            self._woken = False  # before reading: a change made during the read wakes the next round
             try:
                 await self.catch_up()
             except StoreUnavailable as error:
@@ -170,6 +175,20 @@ class ApprovalFeed:
             except Exception:  # a bug here must not silently stop every waiter from ever being released
                 log.exception("approval feed failed; retrying")
                 await asyncio.sleep(1.0)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Until woken or `seconds` pass: one future and one timer, no task per round."""
+        if self._woken:
+            return
+        loop = asyncio.get_running_loop()
+        sleeper: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(seconds, _settle, sleeper)
+        self._sleeper = sleeper
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleeper = None
 
     async def catch_up(self) -> None:
         """Read and fan out everything after the cursor."""
@@ -204,6 +223,11 @@ class ApprovalFeed:
             log.warning("approval feed cannot read the store (%s); still retrying", reason)
 
 
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def await_decision(
     feed: ApprovalFeed,
     get_approval: Callable[[str], Awaitable[ApprovalRecord | None]],
@@ -211,7 +235,7 @@ async def await_decision(
     timeout: float,
 ) -> ApprovalRecord:
     """The record once it leaves pending, or as it stands when `timeout` seconds have passed."""
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout != timeout:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or math.isnan(timeout):
         raise ValueError("timeout must be a number of seconds")
     # Subscribe before reading, so a decision landing between the read and the wait is not missed.
     future = feed.waiter(approval_id)
@@ -222,7 +246,8 @@ async def await_decision(
         if record.state != PENDING or timeout <= 0:
             return record
         with contextlib.suppress(TimeoutError):
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(None if math.isinf(timeout) else timeout):
+                return await future
         record = await get_approval(approval_id)
         if record is None:  # requests are never deleted; a vanished one means the store was replaced
             raise StoreUnavailable(f"approval request {approval_id!r} disappeared from the store")

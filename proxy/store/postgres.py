@@ -533,12 +533,14 @@ class PostgresStore:
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(*_UNREACHABLE):
-                await asyncio.wait_for(listener.close(), self._connect_timeout)
+                async with asyncio.timeout(self._connect_timeout):
+                    await listener.close()
             if not listener.is_closed():
                 listener.terminate()
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
-                await asyncio.wait_for(pool.close(), self._connect_timeout)
-            except (TimeoutError, *_UNREACHABLE):
+                async with asyncio.timeout(self._connect_timeout):
+                    await pool.close()
+            except _UNREACHABLE:  # TimeoutError is among them
                 pool.terminate()
