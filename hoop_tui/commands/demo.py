@@ -17,12 +17,13 @@ import click
     "--port", default=15432, show_default=True, help="Gateway Postgres port on 127.0.0.1 (0 = any)."
 )
 @click.option("--rounds", default=0, help="Stop after this many agent rounds (0 = run until Ctrl-C).")
-def demo_command(headless: bool, state_dir: Path, port: int, rounds: int) -> None:
+@click.option("--review-timeout", default="2m", show_default=True, help="How long a held statement waits.")
+def demo_command(headless: bool, state_dir: Path, port: int, rounds: int, review_timeout: str) -> None:
     """Embedded PostgreSQL with fake customer data, the gateway, and a demo agent."""
     from hoop_tui.demo.environment import AGENT_GROUP, DemoEnvironment, run_demo_agent
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    environment = DemoEnvironment(state_dir, gateway_port=port)
+    environment = DemoEnvironment(state_dir, gateway_port=port, review_timeout=review_timeout)
     try:
         environment.start()
     except Exception as error:

@@ -27,12 +27,12 @@ allow = ["read", "transaction", "session", "utility"]
 review = ["write"]
 deny = ["drop", "truncate", "ddl", "dcl", "copy_program", "dangerous_function", "opaque"]
 mask = ["email", "phone", "credit_card", "us_ssn", "iban", "secret"]
-review_timeout = "5m"
+review_timeout = "REVIEW_TIMEOUT"
 approvers = ["oncall"]
 """
 
 
-def demo_config_text(state_dir: Path, pg_port: int) -> str:
+def demo_config_text(state_dir: Path, pg_port: int, review_timeout: str = "2m") -> str:
     return (
         textwrap.dedent(
             f"""
@@ -53,12 +53,13 @@ def demo_config_text(state_dir: Path, pg_port: int) -> str:
         password_env = "{PASSWORD_ENV}"
         """
         )
-        + DEMO_POLICY
+        + DEMO_POLICY.replace("REVIEW_TIMEOUT", review_timeout)
     )
 
 
 class DemoEnvironment:
-    def __init__(self, state_dir: Path, gateway_port: int = 15432) -> None:
+    def __init__(self, state_dir: Path, gateway_port: int = 15432, review_timeout: str = "2m") -> None:
+        self.review_timeout = review_timeout
         self.state_dir = state_dir.resolve()
         self.gateway_port = gateway_port
         self.postgres: EmbeddedPostgres | None = None
@@ -84,7 +85,7 @@ class DemoEnvironment:
         self.postgres.psql(
             seed_sql() + "ALTER TABLE customers OWNER TO app; ALTER TABLE orders OWNER TO app;", "shop"
         )
-        text = demo_config_text(self.state_dir, self.postgres.port)
+        text = demo_config_text(self.state_dir, self.postgres.port, self.review_timeout)
         text = text.replace("127.0.0.1:15432", f"127.0.0.1:{self.gateway_port}")
         self.config_path.write_text(text)
         self.thread = GatewayThread(load_config(self.config_path))
@@ -144,6 +145,7 @@ async def run_demo_agent(
             if rounds == 0 or done < rounds:
                 await asyncio.sleep(pause)
             continue
+        conn.add_log_listener(lambda _conn, message: report(f"agent: notice: {message.message}"))
         try:
             for label, sql in AGENT_STEPS:
                 try:
