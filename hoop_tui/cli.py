@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
+from hoop_tui.commands.approvals import approvals_group
 from hoop_tui.commands.demo import demo_command
 from hoop_tui.commands.gateway import init_command, serve_command
+from hoop_tui.commands.grants import grants_group
+from hoop_tui.commands.sessions import sessions_group
 from hoop_tui.commands.token import token_group
 
 
@@ -19,6 +22,9 @@ main.add_command(demo_command)
 main.add_command(init_command)
 main.add_command(serve_command)
 main.add_command(token_group)
+main.add_command(approvals_group)
+main.add_command(sessions_group)
+main.add_command(grants_group)
 
 try:  # the recordings commands land with the recordings package
     from hoop_tui.commands.recordings import export_command, recordings_group, verify_command

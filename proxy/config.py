@@ -114,6 +114,8 @@ class GatewaySettings:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     recording_durability: str = "chunk"
     strict: bool = True
+    admin_groups: tuple[str, ...] = ()  # control API: kill sessions, any grant, read recordings
+    auditor_groups: tuple[str, ...] = ()  # control API: list sessions and read their recordings
 
     def __post_init__(self) -> None:
         if not self.control:
@@ -474,6 +476,7 @@ _TOP_LEVEL_KEYS = ("gateway", "identity", "connections", "policies")
 _GATEWAY_KEYS = (
     "state_dir", "recordings_dir", "store", "control", "postgres_listen", "ssh_listen", "workers",
     "gateway_id", "tls_cert", "tls_key", "require_tls", "max_message_size", "recording_durability", "strict",
+    "admin_groups", "auditor_groups",
 )  # fmt: skip
 _IDENTITY_KEYS = ("issuer", "issuers", "audience", "groups_claim", "ca_file", "leeway", "expiry_grace")
 _ISSUER_KEYS = ("issuer", "audience", "groups_claim", "ca_file")
@@ -551,7 +554,17 @@ def _read_gateway(reader: _Reader, table: dict[str, Any]) -> GatewaySettings:
         max_message_size=_read_size(reader, table, where, "max_message_size"),
         recording_durability=durability,
         strict=reader.typed(table, where, "strict", bool, True),
+        admin_groups=_read_role_groups(reader, table, where, "admin_groups"),
+        auditor_groups=_read_role_groups(reader, table, where, "auditor_groups"),
     )
+
+
+def _read_role_groups(reader: _Reader, table: dict[str, Any], where: KeyPath, name: str) -> tuple[str, ...]:
+    groups = reader.string_list(table, where, name, ())
+    if "*" in groups:
+        position = groups.index("*")
+        raise reader.error((*where, name, position), "'*' would give everyone this role; name the groups")
+    return groups
 
 
 def _read_store(reader: _Reader, table: dict[str, Any], where: KeyPath) -> str:
@@ -1007,6 +1020,8 @@ state_dir = {state_dir}          # signing keys, the local token issuer, the sql
 recordings_dir = "./recordings"    # one tamper-evident .hrec file per session
 store = "sqlite"                   # or "postgresql://hoop@db-host/hoop" when several gateways share state
 control = {control}   # control API for the console; or "tcp://127.0.0.1:7443"
+admin_groups = []                  # token groups that may kill sessions, grant access and read recordings
+auditor_groups = []                # token groups that may list sessions and read recordings
 postgres_listen = "127.0.0.1:15432"  # agents connect here with psql/asyncpg/psycopg; "off" disables
 ssh_listen = "127.0.0.1:2222"        # agents connect here with ssh; "off" disables
 # workers = 2                      # gateway processes sharing the listen ports

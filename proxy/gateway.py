@@ -67,6 +67,7 @@ class Gateway:
         self.store: Store = open_store(self.settings.store, self.settings.state_dir, self.instance_id)
         self.approvals = Approvals(self.store, self.instance_id, self.audit)
         self._background: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         # Control API (worker 0 listens; LocalControl calls the service in-process) and just-in-time grants.
         self.loop: asyncio.AbstractEventLoop | None = None
         self.grants = GrantCache(
@@ -120,13 +121,31 @@ class Gateway:
             self.postgres = PostgresListener(self)
             self.postgres_address = await self.postgres.start(host, port, reuse_port=self.reuse_port)
             log.info("postgres listener on %s:%d", *self.postgres_address)
+        self._in_background(self._watch_recorders(), "recorder watch")
         if self.reuse_port:
             self._cancel_router = CancelRouter(
                 self.settings.state_dir / "run", self._cancel_from_peer, on_kill=self.kill_local
             )
             await self._cancel_router.start()
 
+    async def _watch_recorders(self, interval: float = 0.5) -> None:
+        """A session whose recording fails is ended in strict mode (fail closed); logged otherwise."""
+        warned: set[str] = set()
+        while not self._stopping:
+            for session in self.sessions.list():
+                recorder = self._recorders.get(session.id)
+                if recorder is None or recorder.error is None or session.id in warned:
+                    continue
+                warned.add(session.id)
+                log.error("recording of session %s failed: %s", session.id, recorder.error)
+                self.audit(session, {"action": "recording.failed", "error": str(recorder.error)})
+                if self.settings.strict and session.terminate is not None:
+                    message = "hoop: the session's recording failed, so the session is ended"
+                    session.terminate(message, "58030")  # io_error
+            await asyncio.sleep(interval)
+
     async def stop(self) -> None:
+        self._stopping = True
         if self.control is not None:
             await self.control.stop()
         if self.postgres is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +18,58 @@ log = logging.getLogger("hoop.recorder")
 
 
 class SessionRecorder:
-    """Owns one session's RecordingWriter. `append` is the writer's own O(1) method, bound once."""
+    """Owns one session's RecordingWriter. `append` queues an event for the disk thread in O(1).
 
-    __slots__ = ("_started_ns", "_writer", "append", "path")
+    In-process subscribers (the control API's live tail) see every appended event too; with none, the
+    cost on the hot path is one counter and one truthiness check per event.
+    """
+
+    __slots__ = ("_end_event", "_started_ns", "_subscribers", "_write", "_writer", "appended", "path")
 
     def __init__(self, writer: RecordingWriter, path: Path, started_ns: int) -> None:
         self._writer = writer
+        self._write = writer.append
         self._started_ns = started_ns
+        self._subscribers: tuple[Callable[[list | None], None], ...] = ()
+        self._end_event: list | None = None
+        self.appended = 0  # events appended through this recorder: where a live subscriber's view begins
         self.path = path
-        self.append = writer.append
+
+    def append(self, event: list) -> None:
+        self._write(event)
+        self.appended += 1
+        if self._subscribers:
+            self._deliver(event)
+
+    def _deliver(self, event: list | None) -> None:
+        for deliver in self._subscribers:
+            try:
+                deliver(event)
+            except Exception:  # a viewer's bug must never break the session it watches
+                log.exception("live subscriber of %s failed", self.path.name)
+
+    def subscribe(self, deliver: Callable[[list | None], None]) -> tuple[int, Callable[[], None]]:
+        """Call `deliver(event)` for every event appended from now on, and `deliver(None)` when the session
+        ends. Returns how many events were appended before (so a reader of the file knows where the live
+        view begins) and a function that unsubscribes. Call on the gateway's event loop."""
+
+        def unsubscribe() -> None:
+            self._subscribers = tuple(s for s in self._subscribers if s is not deliver)
+
+        if self._end_event is not None:
+            deliver(None)
+            return self.appended, unsubscribe
+        self._subscribers = (*self._subscribers, deliver)
+        return self.appended, unsubscribe
+
+    def end_live(self, reason: str) -> None:
+        """The session is over: hand subscribers the end event, then None. Call on the event loop, before
+        `close` (which writes the same end event)."""
+        if self._end_event is None:
+            self._end_event = [self.now_us(), "session.end", {"reason": reason}]
+            self._deliver(self._end_event)
+            self._deliver(None)
+            self._subscribers = ()
 
     def now_us(self) -> int:
         return (time.monotonic_ns() - self._started_ns) // 1000
@@ -40,8 +84,9 @@ class SessionRecorder:
 
     def close(self, reason: str) -> None:
         """Blocking (flush, seal, fsync): call from a worker thread."""
+        end_event = self._end_event or [self.now_us(), "session.end", {"reason": reason}]
         try:
-            self._writer.close(end_event=[self.now_us(), "session.end", {"reason": reason}])
+            self._writer.close(end_event=end_event)
         except Exception:
             log.exception("sealing recording %s failed", self.path)
 

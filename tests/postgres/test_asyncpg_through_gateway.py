@@ -178,3 +178,23 @@ async def test_many_concurrent_sessions(gateway: RunningGateway) -> None:
 
     results = await asyncio.gather(*(one(i) for i in range(40)))
     assert results == list(range(40))
+
+
+def test_recording_failure_ends_the_session_in_strict_mode(gateway: RunningGateway) -> None:
+    import os
+
+    with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        (session,) = gateway.gateway.sessions.list()
+        # A real write failure: the recording's file descriptor goes away under the writer thread.
+        os.close(gateway.gateway.live_recorder(session.id)._writer._fd)
+        deadline = time.monotonic() + 15
+        ended = False
+        while time.monotonic() < deadline and not ended:
+            try:
+                conn.execute("SELECT repeat('x', 100000)")
+            except psycopg.OperationalError as error:
+                assert "recording failed" in str(error)
+                ended = True
+            time.sleep(0.1)
+        assert ended, "the session outlived its recording"
