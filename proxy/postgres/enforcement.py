@@ -49,7 +49,10 @@ class StatementGate:
         self.read_only = not policy.allows_writes
 
     def check(self, sql: str) -> Verdict:
-        statements = self.classifier.classify(sql)
+        return self.decide(self.classifier.classify(sql))
+
+    def decide(self, statements: tuple[StatementClass, ...]) -> Verdict:
+        """The verdict for already-classified statements under the policy as it is now (grants change it)."""
         if not statements:
             return ALLOW_EMPTY
         decide = self.policy.decide

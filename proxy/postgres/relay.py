@@ -239,7 +239,14 @@ class PgRelay:
         self._held: tuple[str, Verdict, str] | None = None
         self._hold_task: asyncio.Task[None] | None = None
         self._forced: HoldOutcome | None = None  # the decision to apply when the held message is replayed
+        # Prepared statements run once per Bind, long after their Parse was decided: each Bind is decided
+        # again under the policy as it is then. An approval covers the executions in the batch (up to Sync)
+        # that first runs the approved statement — an executemany — and nothing after it.
+        self._prepared: dict[str, Verdict] = {}
+        self._approval_credit: set[str] = set()  # approved at Parse, not yet executed
+        self._approved_in_batch: set[str] = set()
         self._cancel_outcome: HoldOutcome | None = None
+        self._held_verdict: Verdict | None = None
         client.peer = server.transport
         server.peer = client.transport
 
@@ -368,9 +375,14 @@ class PgRelay:
                 shapes.client("parse", "")
                 shapes.client("bind", "", "")
                 shapes.client("execute", "")
-        elif result is None and type_byte == _B:
-            portal, offset = _cstring_at(data, start, end)
-            shapes.client("bind", portal, _cstring_at(data, offset, end)[0])
+        elif type_byte == _B:
+            if result is None:
+                portal, offset = _cstring_at(data, start, end)
+                shapes.client("bind", portal, _cstring_at(data, offset, end)[0])
+            else:  # the injected raising Parse/Bind/Execute in place of a denied execution
+                shapes.client("parse", "")
+                shapes.client("bind", "", "")
+                shapes.client("execute", "")
         elif result is None and type_byte == _E:
             shapes.client("execute", _cstring_at(data, start, end)[0])
         elif result is None and (type_byte in (_DESCRIBE, _CLOSE)) and end > start:
@@ -418,6 +430,10 @@ class PgRelay:
             if self._forced is not None:
                 outcome, self._forced = self._forced, None
                 if outcome.allowed:
+                    name = _cstring_at(data, start, end)[0]
+                    if self._held_verdict is not None:
+                        self._prepared[name] = self._held_verdict
+                    self._approval_credit.add(name)
                     return None
                 return self._deny_parse(outcome.message, outcome.sqlstate)
             self.counters.statements += 1
@@ -432,13 +448,23 @@ class PgRelay:
                 if verdict.action == "review" and self.hold is not None:
                     self._batches[-1].parses.pop()  # tracked again when the held Parse is replayed
                     self._held = (new_request_id(), verdict, shown)
+                    self._held_verdict = verdict
                     return _HOLD
-                if verdict.action != "allow":
+                if verdict.action == "allow":
+                    self._prepared[name] = verdict
+                    self._approval_credit.discard(name)
+                else:
                     # In place of the Parse: a Parse/Bind/Execute of a raising statement. The server answers
                     # with its own ErrorResponse where the client expects the Parse's answer, and aborts the
                     # batch (and its implicit transaction) exactly as if the client's statement had failed.
                     return self._deny_parse(self._deny_text(verdict))
+        elif type_byte == _SYNC:
+            self._approved_in_batch.clear()
         elif type_byte == _B:
+            if self.gate is not None:
+                replacement = self._check_bind(data, start, end)
+                if replacement is not None:
+                    return replacement
             if record is not None:
                 portal, offset = _cstring_at(data, start, end)
                 statement, offset = _cstring_at(data, offset, end)
@@ -472,6 +498,47 @@ class PgRelay:
         elif type_byte == _X:
             self._terminating = True
         return None
+
+    def _check_bind(self, data: bytes, start: int, end: int) -> bytes | None:
+        """Decide one execution of a prepared statement; None lets the Bind through."""
+        _portal, offset = _cstring_at(data, start, end)
+        name = _cstring_at(data, offset, end)[0]
+        if self._forced is not None:  # the replay of a Bind held for review
+            outcome, self._forced = self._forced, None
+            if outcome.allowed:
+                self._approved_in_batch.add(name)
+                return None
+            return self._deny_bind(outcome.message, outcome.sqlstate)
+        prepared = self._prepared.get(name)
+        if prepared is None:
+            return None  # not parsed through this session: the server itself will refuse it
+        verdict = prepared if prepared.decision is None else self.gate.decide(prepared.statements)  # type: ignore[union-attr]
+        if verdict.action == "allow" or name in self._approved_in_batch:
+            return None
+        if verdict.action == "review":
+            if name in self._approval_credit:
+                self._approval_credit.discard(name)
+                self._approved_in_batch.add(name)
+                return None
+            if self.hold is not None:
+                self._batches[-1].binds.pop()  # tracked again when the held Bind is replayed
+                shown = "; ".join(s.text for s in verdict.statements)
+                if self.masking is not None:
+                    shown = self.masking.text(shown)
+                self._note_decision(verdict, shown, self.record)
+                self._held = (new_request_id(), verdict, shown)
+                self._held_verdict = None
+                return _HOLD
+        self._note_decision(verdict, "; ".join(s.text for s in verdict.statements), self.record)
+        return self._deny_bind(self._deny_text(verdict))
+
+    def _deny_bind(self, message: str, sqlstate: str = "42501") -> bytes:
+        """A Bind replaced by the raising Parse/Bind/Execute; the server's error answers the client's Bind."""
+        self._skipping_to_sync = True
+        batch = self._batches[-1]
+        batch.parses.append(True)
+        batch.binds[-1] = True
+        return raising_extended(message, sqlstate)
 
     def _deny_parse(self, message: str, sqlstate: str = "42501") -> bytes:
         # In place of the Parse: a Parse/Bind/Execute of a raising statement. The server answers with its

@@ -67,7 +67,7 @@ def wait_for_pending(gateway: RunningGateway, count: int = 1, timeout: float = 1
 
 def decide(
     gateway: RunningGateway, request_id: str, decider: Identity, approve: bool, reason: str | None = None
-):  # noqa: ANN201
+):
     coroutine = gateway.gateway.approvals.decide(request_id, decider, approve=approve, justification=reason)
     return gateway.thread.call(coroutine)  # type: ignore[attr-defined]
 

@@ -20,7 +20,7 @@ from tests.postgres.rawclient import RawClient
 ONCALL = person("alice", "oncall")
 
 
-def wait_for_state(gateway: RunningGateway, state: str, timeout: float = 10) -> list:  # noqa: ANN401
+def wait_for_state(gateway: RunningGateway, state: str, timeout: float = 10) -> list:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = gateway.thread.call(gateway.gateway.store.list_approvals(states=[state]))  # type: ignore[attr-defined]
@@ -206,3 +206,28 @@ def test_held_inside_transaction_block(reviewing: RunningGateway, seeded: Upstre
             conn.execute("SELECT 1")
         conn.rollback()
     assert seeded.execute("SELECT count(*) FROM victims WHERE id = 21") == [(0,)]
+
+
+async def test_approved_prepared_statement_is_held_again_when_executed_again(
+    reviewing: RunningGateway, seeded: UpstreamPostgres
+) -> None:
+    """asyncpg re-executes a cached prepared statement with Bind/Execute only: no new Parse to hold."""
+    conn = await asyncpg.connect(reviewing.url(), ssl=False)
+    sql = "INSERT INTO victims VALUES ($1, 'prepared') RETURNING id"
+    try:
+        first = asyncio.create_task(conn.fetchval(sql, 70))
+        (request,) = await asyncio.to_thread(wait_for_pending, reviewing)
+        await asyncio.to_thread(decide, reviewing, request.id, ONCALL, True)
+        assert await asyncio.wait_for(first, 30) == 70
+
+        second = asyncio.create_task(conn.fetchval(sql, 71))
+        pending = await asyncio.to_thread(wait_for_pending, reviewing)
+        assert [p.id for p in pending] != [request.id], "a new request for the new execution"
+        assert pending[0].statement.startswith("INSERT INTO victims")
+        await asyncio.to_thread(decide, reviewing, pending[0].id, ONCALL, False, "once was enough")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="once was enough"):
+            await asyncio.wait_for(second, 30)
+        assert await conn.fetchval("SELECT count(*) FROM victims WHERE name = 'prepared'") == 1
+    finally:
+        await conn.close()
+    assert seeded.execute("SELECT id FROM victims WHERE name = 'prepared'") == [(70,)]
