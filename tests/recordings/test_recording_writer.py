@@ -1,0 +1,106 @@
+"""The writer never blocks the event loop, reports how far behind it is, and reports disk failures."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import time
+from pathlib import Path
+
+from recordings.reader import RecordingReader
+from recordings.verify import verify
+from recordings.writer import RecordingWriter
+from tests.recordings.helpers import sql_header, sql_session
+
+
+class SlowDiskWriter(RecordingWriter):
+    """A writer whose disk takes 300 ms per fsync: a busy or network-backed volume."""
+
+    def _fsync(self) -> None:
+        time.sleep(0.3)
+        super()._fsync()
+
+
+class FullDiskWriter(RecordingWriter):
+    """A writer whose disk fills up after the first chunk."""
+
+    def _fsync(self) -> None:
+        if self._seq > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super()._fsync()
+
+
+async def test_append_from_the_event_loop_never_waits_for_a_slow_disk(tmp_path: Path, signing_key) -> None:
+    events = sql_session(2000)
+    writer = SlowDiskWriter(
+        tmp_path / "slow.hrec", sql_header(), signing_key, durability="chunk", chunk_max_bytes=131072
+    )
+    writer.start()
+    gaps: list[float] = []
+
+    async def heartbeat() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    beat = asyncio.create_task(heartbeat())
+    slowest_append = 0.0
+    started = time.perf_counter()
+    for number, event in enumerate(events):
+        before = time.perf_counter()
+        writer.append(list(event))
+        slowest_append = max(slowest_append, time.perf_counter() - before)
+        if number % 500 == 0:
+            await asyncio.sleep(0)
+    appending = time.perf_counter() - started
+    backlog = writer.pending_events
+    await asyncio.sleep(0.05)
+    beat.cancel()
+
+    assert backlog > 1000, "the disk thread kept up with a 300 ms fsync: the test proves nothing"
+    assert writer.pending_bytes > 0
+    assert appending < 1.0  # ten thousand appends, each a deque push
+    # Neither an append nor the loop ever waited as long as one fsync (the margin absorbs a busy CI host).
+    assert slowest_append < 0.25
+    assert max(gaps) < 0.25, "the event loop stalled"
+
+    await asyncio.to_thread(writer.close, [events[-1][0] + 1, "session.end", {"reason": "test"}])
+    assert writer.error is None
+    assert writer.pending_events == 0
+    with RecordingReader(writer.path) as reader:
+        assert reader.event_count == len(events) + 1
+    assert verify(writer.path).status == "intact"
+
+
+def test_a_disk_failure_is_reported_and_leaves_an_unsealed_file(tmp_path: Path, signing_key) -> None:
+    writer = FullDiskWriter(
+        tmp_path / "full.hrec", sql_header(), signing_key, durability="chunk", chunk_max_bytes=512
+    )
+    writer.start()
+    for event in sql_session(200):
+        writer.append(event)
+    deadline = time.monotonic() + 10
+    while writer.error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert isinstance(writer.error, OSError) and writer.error.errno == errno.ENOSPC
+    stranded = writer.pending_events
+    for event in sql_session(200):
+        writer.append(event)  # the proxy may not notice at once: appends must not pile up
+    assert writer.pending_events == stranded
+    writer.close()
+    report = verify(writer.path)
+    assert report.status == "unsealed" and report.chunks_intact >= 2
+
+
+def test_batch_durability_seals_like_the_others(tmp_path: Path, signing_key) -> None:
+    for mode in ("batch", "none", "chunk"):
+        writer = RecordingWriter(tmp_path / f"{mode}.hrec", sql_header(), signing_key, durability=mode)
+        writer.start()
+        for event in sql_session(50):
+            writer.append(event)
+        writer.close()
+        assert writer.error is None
+        assert verify(writer.path).status == "intact"
