@@ -25,6 +25,7 @@ LOOPBACK = "127.0.0.1"
 BENCH_ROLE = "bench"
 BENCH_DATABASE = "bench"
 GATEWAY_CONNECTION = "bench"
+UNMASKED_CONNECTION = "bench_unmasked"  # the same upstream under a policy without masking, for bulk on/off
 GATEWAY_GROUP = "bench"
 # pgserver's system user: EmbeddedPostgres runs the server as it when we are root, and so do we for pgbouncer.
 UNPRIVILEGED_USER = "pgserver"
@@ -365,11 +366,24 @@ type = "postgres"
 upstream = "postgresql://{upstream.user}@{upstream.host}:{upstream.port}/{upstream.database}?sslmode=disable"
 password_env = "{UPSTREAM_PASSWORD_ENV}"
 
+[[connections]]
+name = "{UNMASKED_CONNECTION}"
+type = "postgres"
+upstream = "postgresql://{upstream.user}@{upstream.host}:{upstream.port}/{upstream.database}?sslmode=disable"
+password_env = "{UPSTREAM_PASSWORD_ENV}"
+
 [[policies]]
 groups = ["{GATEWAY_GROUP}"]
 connections = ["{GATEWAY_CONNECTION}"]
 allow = ["read", "transaction", "session", "utility", "copy_out"]
 deny = ["write", "ddl", "drop", "truncate", "dcl", "copy_in", "copy_program", "dangerous_function", "opaque"]
 mask = [{masked}]
+review_timeout = "5s"
+
+[[policies]]
+groups = ["{GATEWAY_GROUP}"]
+connections = ["{UNMASKED_CONNECTION}"]
+allow = ["read", "transaction", "session", "utility", "copy_out"]
+deny = ["write", "ddl", "drop", "truncate", "dcl", "copy_in", "copy_program", "dangerous_function", "opaque"]
 review_timeout = "5s"
 """
