@@ -702,16 +702,7 @@ class PgRelay:
                             recorded_from = end
                 elif type_byte == _COPY_DATA:
                     if run_start >= 0:
-                        if record is not None:
-                            record(
-                                [
-                                    self._now,
-                                    "pg.rows",
-                                    rows,
-                                    self._row_run(data, run_start, pos, recorded_rows, recorded_from),
-                                ]
-                            )
-                        self.counters.rows += rows
+                        self._end_row_run(data, run_start, pos, rows, recorded_rows, recorded_from)
                         rows, run_start = 0, -1
                     payload = data[pos + 5 : end]
                     if masking is not None:
@@ -734,16 +725,7 @@ class PgRelay:
                     kept_from = end
                 else:
                     if run_start >= 0:
-                        if record is not None:
-                            record(
-                                [
-                                    self._now,
-                                    "pg.rows",
-                                    rows,
-                                    self._row_run(data, run_start, pos, recorded_rows, recorded_from),
-                                ]
-                            )
-                        self.counters.rows += rows
+                        self._end_row_run(data, run_start, pos, rows, recorded_rows, recorded_from)
                         rows, run_start = 0, -1
                     if copied:
                         record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
@@ -779,16 +761,7 @@ class PgRelay:
             self.close(f"upstream protocol error: {exc}")
             return
         if run_start >= 0:
-            if record is not None:
-                record(
-                    [
-                        self._now,
-                        "pg.rows",
-                        rows,
-                        self._row_run(data, run_start, pos, recorded_rows, recorded_from),
-                    ]
-                )
-            self.counters.rows += rows
+            self._end_row_run(data, run_start, pos, rows, recorded_rows, recorded_from)
         if copied:
             record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
         if pos < size:
@@ -801,12 +774,14 @@ class PgRelay:
             pieces.append(data[kept_from:pos])
             transport.writelines(pieces)  # type: ignore[union-attr]
 
-    @staticmethod
-    def _row_run(data: bytes, start: int, stop: int, masked_parts: list[bytes], masked_from: int) -> bytes:
-        """The run of DataRows as the client received it (with masked rows in place), for the recorder."""
-        if not masked_parts:
-            return data[start:stop]
-        return b"".join(masked_parts) + data[masked_from:stop]
+    def _end_row_run(
+        self, data: bytes, start: int, stop: int, rows: int, masked_parts: list[bytes], masked_from: int
+    ) -> None:
+        """Count a run of DataRows and record it as the client received it (masked rows in place)."""
+        self.counters.rows += rows
+        if self.record is not None:
+            raw = b"".join(masked_parts) + data[masked_from:stop] if masked_parts else data[start:stop]
+            self.record([self._now, "pg.rows", rows, raw])
 
     def _mask_row(self, data: bytes, pos: int, end: int) -> bytes | None:
         """The masked DataRow message, or None when the row goes out unchanged."""
