@@ -116,6 +116,9 @@ class Gateway:
         if self.worker_index == 0:
             self.control = ControlServer(self, self.control_service)
             await self.control.start()
+        if self.settings.ssh_listen and any(c.type == "ssh" for c in self.config.connections.values()):
+            # Said plainly rather than silently ignored: agents configured for SSH would otherwise time out.
+            log.warning("ssh connections are configured, but this gateway build has no SSH listener yet")
         if self.settings.postgres_listen:
             host, port = split_host_port(self.settings.postgres_listen)
             self.postgres = PostgresListener(self)
