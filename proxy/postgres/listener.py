@@ -54,7 +54,8 @@ log = logging.getLogger("hoop.postgres")
 
 HANDSHAKE_TIMEOUT = 60.0
 # Startup parameters passed on to the upstream. Everything else (notably `options`, `role`,
-# `default_transaction_read_only`, `replication`) is dropped: it could widen what the session may do.
+# `default_transaction_read_only`, `replication`, `search_path`) is dropped: it could widen what the session
+# may do without ever being classified (a SET after login goes through the classifier instead).
 FORWARDED_PARAMETERS = frozenset(
     {
         "application_name",
@@ -63,7 +64,6 @@ FORWARDED_PARAMETERS = frozenset(
         "timezone",
         "intervalstyle",
         "extra_float_digits",
-        "search_path",
         "statement_timeout",
         "lock_timeout",
         "idle_in_transaction_session_timeout",
