@@ -163,3 +163,15 @@ def test_parse_describe_flush_gets_the_error_before_sync(
     finally:
         raw.close()
     assert seeded.execute("SELECT count(*) FROM victims") == [(3,)]
+
+
+def test_startup_options_cannot_lift_the_read_only_session(
+    guarded: RunningGateway, seeded: UpstreamPostgres
+) -> None:
+    token = guarded.token(subject="reader-bot", groups=("readers",))
+    dsn = guarded.dsn(token=token, options="'-c default_transaction_read_only=off -c search_path=evil'")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+        assert "evil" not in conn.execute("SHOW search_path").fetchone()[0]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SET default_transaction_read_only = off")
