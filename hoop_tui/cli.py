@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from hoop_tui.commands.approvals import approvals_group
+from hoop_tui.commands.console import attach_command, replay_command, run_command
 from hoop_tui.commands.demo import demo_command
 from hoop_tui.commands.gateway import init_command, serve_command
 from hoop_tui.commands.grants import grants_group
@@ -21,6 +22,9 @@ def main() -> None:
 main.add_command(demo_command)
 main.add_command(init_command)
 main.add_command(serve_command)
+main.add_command(run_command)
+main.add_command(attach_command)
+main.add_command(replay_command)
 main.add_command(token_group)
 main.add_command(approvals_group)
 main.add_command(sessions_group)

@@ -6,8 +6,12 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from hoop_tui.demo.environment import DemoEnvironment
 
 
 @click.command("demo")
@@ -22,7 +26,12 @@ def demo_command(headless: bool, state_dir: Path, port: int, rounds: int, review
     """Embedded PostgreSQL with fake customer data, the gateway, and a demo agent."""
     from hoop_tui.demo.environment import AGENT_GROUP, DemoEnvironment, run_demo_agent
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    log_format = "%(asctime)s %(name)s %(message)s"
+    if headless:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=log_format)
+    else:  # the console owns the terminal: the gateway's and the agent's lines go to a file instead
+        state_dir.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(level=logging.INFO, filename=state_dir / "demo.log", format=log_format)
     environment = DemoEnvironment(state_dir, gateway_port=port, review_timeout=review_timeout)
     try:
         environment.start()
@@ -36,13 +45,34 @@ def demo_command(headless: bool, state_dir: Path, port: int, rounds: int, review
             err=True,
         )
         click.echo(environment.psql_command())
-        if not headless:
-            click.echo("hoop-tui: the console is not part of this build yet; running headless", err=True)
         agent_url = environment.gateway_url(environment.token("demo-agent", [AGENT_GROUP]))
-        report = lambda line: click.echo(line, err=True)  # noqa: E731
-        try:
-            asyncio.run(run_demo_agent(agent_url, report, rounds=rounds))
-        except KeyboardInterrupt:
-            pass
+        if headless:
+            report = lambda line: click.echo(line, err=True)  # noqa: E731
+            try:
+                asyncio.run(run_demo_agent(agent_url, report, rounds=rounds))
+            except KeyboardInterrupt:
+                pass
+        else:
+            run_demo_console(environment, agent_url, rounds)
     finally:
         environment.stop()
+
+
+def run_demo_console(environment: DemoEnvironment, agent_url: str, rounds: int) -> None:
+    """The console on the approvals screen, signed in as an on-call approver, while the demo agent runs on
+    the gateway's own loop (it is async, and that loop outlives the console's)."""
+    from hoop_tui.app import make_app
+    from hoop_tui.commands.console import run_console
+    from hoop_tui.demo.environment import run_demo_agent
+    from proxy.control.local import LocalControl
+
+    agent_log = logging.getLogger("hoop.demo.agent")
+    gateway = environment.gateway
+    agent = asyncio.run_coroutine_threadsafe(
+        run_demo_agent(agent_url, agent_log.info, rounds=rounds), gateway.loop
+    )
+    operator_token = environment.token("you", ["oncall"])
+    try:
+        run_console(make_app(lambda: LocalControl.sign_in(gateway, operator_token), start_on="approvals"))
+    finally:
+        agent.cancel()

@@ -42,6 +42,7 @@ def demo_config_text(state_dir: Path, pg_port: int, review_timeout: str = "2m") 
         recordings_dir = "{state_dir / "recordings"}"
         postgres_listen = "127.0.0.1:15432"
         ssh_listen = "off"
+        admin_groups = ["oncall"]   # the demo's operator may also end sessions from the console
 
         [identity]
         issuer = "local"
