@@ -17,6 +17,9 @@ from proxy.policy.kinds import CHANGES_READ_ONLY, READ_WRITE, severity
 from proxy.postgres.messages import Bind, Execute, Parse, Query
 
 DENY_SQLSTATE = "42501"
+# Parsing runs on the event loop: a 4 MB statement takes seconds and would stall every session of the
+# process. Statements over this size are denied unparsed (bulk data belongs in COPY, which streams).
+MAX_CLASSIFIED_STATEMENT = 256 * 1024
 _READ_ONLY_FLAGS = frozenset({CHANGES_READ_ONLY, READ_WRITE})
 
 
@@ -49,6 +52,10 @@ class StatementGate:
         self.read_only = not policy.allows_writes
 
     def check(self, sql: str) -> Verdict:
+        if len(sql) > MAX_CLASSIFIED_STATEMENT:
+            limit = MAX_CLASSIFIED_STATEMENT // 1024
+            rule = f"statements over {limit} KiB are not classified; use COPY for bulk data"
+            return Verdict("deny", "opaque", rule, (), None)
         return self.decide(self.classifier.classify(sql))
 
     def decide(self, statements: tuple[StatementClass, ...]) -> Verdict:

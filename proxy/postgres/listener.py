@@ -56,10 +56,12 @@ HANDSHAKE_TIMEOUT = 60.0
 # Startup parameters passed on to the upstream. Everything else (notably `options`, `role`,
 # `default_transaction_read_only`, `replication`, `search_path`) is dropped: it could widen what the session
 # may do without ever being classified (a SET after login goes through the classifier instead).
+# `client_encoding` above all: the classifier reads SQL as UTF-8, so a multibyte encoding such as SJIS or
+# GBK, whose second bytes can be a backslash or quote, would let one string mean different statements to
+# the classifier and to the server. Sessions stay UTF-8; a client asking for another encoding is refused.
 FORWARDED_PARAMETERS = frozenset(
     {
         "application_name",
-        "client_encoding",
         "datestyle",
         "timezone",
         "intervalstyle",
@@ -267,6 +269,20 @@ class PostgresListener:
             raise HandshakeRefused(
                 "the gateway requires TLS on this listener (use sslmode=require)",
                 SQLSTATE_INVALID_AUTHORIZATION,
+            )
+        # asyncpg sends 'utf-8' with the quotes; PostgreSQL accepts any spelling of the name.
+        encoding = (
+            params.get("client_encoding", "UTF8")
+            .strip()
+            .strip("'\"")
+            .replace("-", "")
+            .replace("_", "")
+            .upper()
+        )
+        if encoding not in ("UTF8", "UNICODE"):
+            raise HandshakeRefused(
+                f'the gateway only relays UTF8 sessions (client_encoding "{params.get("client_encoding")}")',
+                SQLSTATE_FEATURE_NOT_SUPPORTED,
             )
         client_user = params.get("user", "")
         connection_name = params.get("database") or client_user

@@ -25,6 +25,7 @@ from proxy.postgres.messages import (
     notice_response,
 )
 from proxy.postgres.protocol import SQLSTATE_PROTOCOL_VIOLATION, ProtocolError
+from proxy.postgres.session_masking import UnmaskableOutput
 
 if TYPE_CHECKING:
     from proxy.postgres.endpoint import Endpoint
@@ -39,6 +40,7 @@ _HOLD = b"<hold>"  # sentinel from _client_message: stop here until a human deci
 
 _unpack_i32 = struct.Struct("!i").unpack_from
 _unpack_u16 = struct.Struct("!H").unpack_from
+_unpack_i16 = struct.Struct("!h").unpack_from
 _pack_i32 = struct.Struct("!i").pack
 _unpack_u32 = struct.Struct("!I").unpack_from
 
@@ -109,16 +111,85 @@ def _row_description_at(data: bytes, start: int, end: int) -> tuple[list[str], l
     return names, oids
 
 
+class NotUtf8(ProtocolError):
+    """SQL text that is not valid UTF-8: never classified by guesswork (it is denied)."""
+
+
+def _sql_at(data: bytes, start: int, end: int) -> tuple[str, int]:
+    """Like `_cstring_at`, but strict: the classifier must see exactly the text the server will run."""
+    stop = data.find(b"\0", start, end)
+    if stop < 0:
+        raise ProtocolError("unterminated string in message")
+    try:
+        return data[start:stop].decode("utf-8"), stop + 1
+    except UnicodeDecodeError:
+        raise NotUtf8("statement text is not valid UTF-8") from None
+
+
+# Server messages that carry free text besides rows and errors: NotificationResponse (`pg_notify(ch, email)`),
+# ParameterStatus (`set_config('application_name', email, false)`), FunctionCallResponse.
+_NOTIFICATION, _PARAMETER_STATUS, _FUNCTION_RESULT = b"A"[0], b"S"[0], b"V"[0]
+_MASKED_TEXT_MESSAGES = frozenset({_NOTIFICATION, _PARAMETER_STATUS, _FUNCTION_RESULT})
+
+
+def _mask_text_message(
+    masking: SessionMasking, type_byte: int, data: bytes, start: int, end: int
+) -> bytes | None:
+    """The message with its text fields masked, or None when nothing changed."""
+    masker = masking.masker
+    if not masker.might_match_bytes(data[start:end]):
+        return None
+    if type_byte == _FUNCTION_RESULT:
+        length = _unpack_i32(data, start)[0]
+        if length < 0:
+            return None
+        masked = masker.mask_bytes(data[start + 4 : start + 4 + length])
+        if masked is None:
+            return None
+        masking.add(masked[1])
+        return b"V" + _pack_i32(len(masked[0]) + 8) + _pack_i32(len(masked[0])) + masked[0]
+    offset = start + 4 if type_byte == _NOTIFICATION else start
+    first, offset = _cstring_at(data, offset, end)
+    second, _ = _cstring_at(data, offset, end)
+    masked_first, counts_first = masker.mask_text(first)
+    masked_second, counts_second = masker.mask_text(second)
+    if not counts_first and not counts_second:
+        return None
+    masking.add(counts_first)
+    masking.add(counts_second)
+    body = (data[start : start + 4] if type_byte == _NOTIFICATION else b"") + (
+        masked_first.encode() + b"\0" + masked_second.encode() + b"\0"
+    )
+    return bytes([type_byte]) + _pack_i32(len(body) + 4) + body
+
+
+def _bind_result_formats(data: bytes, offset: int, end: int) -> tuple[int, ...]:
+    """The result format codes at the end of a Bind body, `offset` being just after the statement name."""
+
+    def need(size: int) -> None:
+        if offset + size > end:
+            raise ProtocolError("truncated Bind message")
+
+    need(2)
+    offset += 2 + 2 * _unpack_u16(data, offset)[0]  # parameter format codes
+    need(2)
+    count = _unpack_u16(data, offset)[0]
+    offset += 2
+    for _ in range(count):  # parameter values
+        need(4)
+        offset += 4 + max(_unpack_i32(data, offset)[0], 0)
+    need(2)
+    count = _unpack_u16(data, offset)[0]
+    need(2 + 2 * count)
+    return tuple(_unpack_i16(data, offset + 2 + 2 * i)[0] for i in range(count))
+
+
 def _cstring_at(data: bytes, start: int, end: int) -> tuple[str, int]:
     """The NUL-terminated string at `start` (in a frame ending at `end`) and the offset after it."""
     stop = data.find(b"\0", start, end)
     if stop < 0:
         raise ProtocolError("unterminated string in message")
     return data[start:stop].decode("utf-8", "replace"), stop + 1
-
-
-class UnmaskableOutput(ProtocolError):
-    """The upstream is sending what masking cannot read (binary COPY): the session ends, nothing leaks."""
 
 
 class _Tail:
@@ -169,16 +240,20 @@ class SessionCounters:
 class _Batch:
     """Responses owed for one run of client messages ending in Sync (or one Query / FunctionCall).
 
-    Each forwarded Parse and Bind is listed in order, marked True when the gateway injected it; the
-    server answers them in the same order, so the ParseComplete/BindComplete of an injected message
-    can be recognised and kept from the client, who never sent it.
+    Each forwarded Parse and Bind is listed in order; the server answers them in the same order. A Bind
+    entry is True when the gateway injected it. A Parse entry is True when injected, else a pending
+    `(statement name, verdict, approved)` that becomes the session's record of that prepared statement only
+    when its ParseComplete arrives (a Parse the server refused or skipped must not count). The ParseComplete/
+    BindComplete of an injected message is kept from the client, who never sent it.
     """
 
-    __slots__ = ("binds", "parses")
+    __slots__ = ("binds", "ended_by", "extended", "parses")
 
     def __init__(self) -> None:
-        self.parses: deque[bool] = deque()
+        self.parses: deque[Any] = deque()
         self.binds: deque[bool] = deque()
+        self.extended = False  # holds extended-protocol messages (an error in it skips to the next Sync)
+        self.ended_by = ""  # "sync" | "query" once closed
 
 
 class PgRelay:
@@ -378,7 +453,8 @@ class PgRelay:
         elif type_byte == _B:
             if result is None:
                 portal, offset = _cstring_at(data, start, end)
-                shapes.client("bind", portal, _cstring_at(data, offset, end)[0])
+                statement, offset = _cstring_at(data, offset, end)
+                shapes.client("bind", portal, statement, _bind_result_formats(data, offset, end))
             else:  # the injected raising Parse/Bind/Execute in place of a denied execution
                 shapes.client("parse", "")
                 shapes.client("bind", "", "")
@@ -413,7 +489,12 @@ class PgRelay:
                 outcome, self._forced = self._forced, None
                 return None if outcome.allowed else raising_query(outcome.message, outcome.sqlstate)
             self.counters.statements += 1
-            sql, _ = _cstring_at(data, start, end)
+            try:
+                sql, _ = _sql_at(data, start, end)
+            except NotUtf8:
+                return raising_query(
+                    f"hoop: statement text is not valid UTF-8, so it was not run [ref {new_reference()}]"
+                )
             shown = sql if self.masking is None else self.masking.text(sql)  # what may be stored or shown
             if record is not None:
                 record([self._now, "pg.query", shown])
@@ -432,13 +513,17 @@ class PgRelay:
                 if outcome.allowed:
                     name = _cstring_at(data, start, end)[0]
                     if self._held_verdict is not None:
-                        self._prepared[name] = self._held_verdict
-                    self._approval_credit.add(name)
+                        self._batches[-1].parses[-1] = (name, self._held_verdict, True)
                     return None
                 return self._deny_parse(outcome.message, outcome.sqlstate)
             self.counters.statements += 1
             name, offset = _cstring_at(data, start, end)
-            sql, _ = _cstring_at(data, offset, end)
+            try:
+                sql, _ = _sql_at(data, offset, end)
+            except NotUtf8:
+                return self._deny_parse(
+                    f"hoop: statement text is not valid UTF-8, so it was not run [ref {new_reference()}]"
+                )
             shown = sql if self.masking is None else self.masking.text(sql)
             if record is not None:
                 record([self._now, "pg.parse", name, shown])
@@ -451,15 +536,12 @@ class PgRelay:
                     self._held_verdict = verdict
                     return _HOLD
                 if verdict.action == "allow":
-                    self._prepared[name] = verdict
-                    self._approval_credit.discard(name)
+                    self._batches[-1].parses[-1] = (name, verdict, False)
                 else:
                     # In place of the Parse: a Parse/Bind/Execute of a raising statement. The server answers
                     # with its own ErrorResponse where the client expects the Parse's answer, and aborts the
                     # batch (and its implicit transaction) exactly as if the client's statement had failed.
                     return self._deny_parse(self._deny_text(verdict))
-        elif type_byte == _SYNC:
-            self._approved_in_batch.clear()
         elif type_byte == _B:
             if self.gate is not None:
                 replacement = self._check_bind(data, start, end)
@@ -509,9 +591,17 @@ class PgRelay:
                 self._approved_in_batch.add(name)
                 return None
             return self._deny_bind(outcome.message, outcome.sqlstate)
-        prepared = self._prepared.get(name)
+        prepared, pending_approval = self._statement(name)
         if prepared is None:
-            return None  # not parsed through this session: the server itself will refuse it
+            # Not parsed through this relay: SQL-level PREPARE shares the namespace and was never decided
+            # per execution. Fail closed.
+            reference = new_reference()
+            message = (
+                f'hoop: prepared statement "{name}" was not prepared through the gateway [ref {reference}]'
+            )
+            return self._deny_bind(message)
+        if pending_approval:
+            self._approved_in_batch.add(name)  # the approved Parse is in this very batch
         verdict = prepared if prepared.decision is None else self.gate.decide(prepared.statements)  # type: ignore[union-attr]
         if verdict.action == "allow" or name in self._approved_in_batch:
             return None
@@ -529,8 +619,22 @@ class PgRelay:
                 self._held = (new_request_id(), verdict, shown)
                 self._held_verdict = None
                 return _HOLD
-        self._note_decision(verdict, "; ".join(s.text for s in verdict.statements), self.record)
+        shown = "; ".join(s.text for s in verdict.statements)
+        self._note_decision(verdict, shown if self.masking is None else self.masking.text(shown), self.record)
         return self._deny_bind(self._deny_text(verdict))
+
+    def _statement(self, name: str) -> tuple[Verdict | None, bool]:
+        """The verdict of prepared statement `name` (a Parse still in flight wins over an older one), and
+        whether an approval of that in-flight Parse is still unused — it is used up by this call."""
+        for batch in reversed(self._batches):
+            parses = batch.parses
+            for index in range(len(parses) - 1, -1, -1):
+                entry = parses[index]
+                if entry and entry is not True and entry[0] == name:
+                    if entry[2]:
+                        parses[index] = (name, entry[1], False)
+                    return entry[1], entry[2]
+        return self._prepared.get(name), False
 
     def _deny_bind(self, message: str, sqlstate: str = "42501") -> bytes:
         """A Bind replaced by the raising Parse/Bind/Execute; the server's error answers the client's Bind."""
@@ -610,11 +714,15 @@ class PgRelay:
     def _track(self, type_byte: int) -> None:
         batches = self._batches
         if type_byte == _P:
-            batches[-1].parses.append(False)
+            batches[-1].parses.append(None)
+            batches[-1].extended = True
         elif type_byte == _B:
             batches[-1].binds.append(False)
+            batches[-1].extended = True
         else:  # Sync, Query and FunctionCall each end the current batch with one ReadyForQuery
+            batches[-1].ended_by = "sync" if type_byte == _SYNC else "query"
             batches.append(_Batch())
+            self._approved_in_batch.clear()  # an approval covers one batch, whatever ends it
 
     def _note_decision(self, verdict: Verdict, sql: str, record: Callable[[list[Any]], None] | None) -> None:
         if record is not None:
@@ -730,6 +838,16 @@ class PgRelay:
                     if copied:
                         record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
                         copied = []
+                    if masking is not None and type_byte in _MASKED_TEXT_MESSAGES:
+                        rewritten = _mask_text_message(masking, type_byte, data, pos + 5, end)
+                        if rewritten is not None:
+                            if pieces is None:
+                                pieces = []
+                            pieces.append(data[kept_from:pos])
+                            pieces.append(rewritten)
+                            kept_from = end
+                            pos = end
+                            continue
                     if masking is not None and (type_byte in (_ERROR, _NOTICE)):
                         masked = mask_notice_fields(masking.masker, data[pos + 5 : end])
                         if masked is not None:
@@ -788,9 +906,9 @@ class PgRelay:
         masking = self.masking
         assert masking is not None and self._shapes is not None
         if not self._rows_masker_known:
-            shape = self._shapes.rows_shape()
+            shape, formats = self._shapes.rows_shape()
             if shape is not None:
-                self._rows_masker = masking.rows(shape)
+                self._rows_masker = masking.rows(shape, formats)
             else:  # unplaced rows: every column is scanned as text (fail closed)
                 self._rows_masker = masking.rows_unknown(
                     _unpack_u16(data, pos + 5)[0] if end - pos >= 7 else 0
@@ -835,15 +953,42 @@ class PgRelay:
             )
 
     def _injected(self, type_byte: int) -> bool:
+        """Consume the entry this ParseComplete/BindComplete answers; True when the gateway sent it."""
         if self.gate is None:
             return False
         batch = self._batches[0]
         owners = batch.parses if type_byte == _PARSE_COMPLETE else batch.binds
-        return owners.popleft() if owners else False
+        if not owners:
+            return False
+        entry = owners.popleft()
+        if entry is True:
+            return True
+        if entry:  # a client Parse the server accepted: now it is a prepared statement of this session
+            name, verdict, approved = entry
+            self._prepared[name] = verdict
+            if approved:
+                self._approval_credit.add(name)
+            else:
+                self._approval_credit.discard(name)
+        return False
+
+    def _batch_failed(self) -> None:
+        """An ErrorResponse: in extended mode PostgreSQL ignores everything up to Sync, Queries included."""
+        batches = self._batches
+        if not batches[0].extended:
+            return  # a Query's own error: its ReadyForQuery follows
+        batches[0].parses.clear()
+        batches[0].binds.clear()
+        while len(batches) > 1 and batches[0].ended_by == "query":
+            batches.popleft()  # that Query is skipped by the server: no ReadyForQuery will answer it
+            batches[0].parses.clear()
+            batches[0].binds.clear()
 
     def _server_message(
         self, type_byte: int, data: bytes, start: int, end: int, record: Callable[[list[Any]], None] | None
     ) -> None:
+        if type_byte == _ERROR and self.gate is not None:
+            self._batch_failed()
         if type_byte == _READY:
             self.transaction_status = chr(data[start])
             if self.gate is not None:

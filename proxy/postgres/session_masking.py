@@ -11,11 +11,23 @@ from pathlib import Path
 from proxy.masking.columns import ColumnRules
 from proxy.masking.masker import Masker
 from proxy.masking.pgrows import ColumnInfo, RowMasker
+from proxy.masking.pgtypes import ARRAY_ELEMENT_OIDS, BYTEA, JSON, JSONB, NO_TEXT_OIDS, TEXT_BINARY_OIDS
 from proxy.masking.strategies import parse_strategy
 from proxy.policy.engine import SessionPolicy
+from proxy.postgres.protocol import ProtocolError
 
 _FIELD_TAIL = struct.Struct("!IhIhih")
 _MAX_CACHED_RESULT_SHAPES = 256
+
+
+# Binary-format result columns the masker can read (text-like types, json/jsonb, arrays of text) or that
+# cannot carry text at all. Anything else in binary format (records, composites, enums, extension types)
+# would pass unread, so it ends the session instead.
+_READABLE_BINARY = frozenset({*TEXT_BINARY_OIDS, JSON, JSONB, BYTEA, *ARRAY_ELEMENT_OIDS, *NO_TEXT_OIDS})
+
+
+class UnmaskableOutput(ProtocolError):
+    """The upstream is sending what masking cannot read: the session ends, nothing leaks."""
 
 
 def load_or_create_mask_secret(state_dir: Path) -> bytes:
@@ -84,15 +96,31 @@ class SessionMasking:
             self._by_shape[key] = masker
         return masker
 
-    def rows(self, row_description_body: bytes) -> RowMasker | None:
-        """The RowMasker for this result shape, or None when no column of it can need masking."""
+    def rows(self, row_description_body: bytes, formats: tuple[int, ...] | None = None) -> RowMasker | None:
+        """The RowMasker for this result shape, or None when no column of it can need masking. `formats` are
+        a Bind's result format codes, when the shape comes from a statement's Describe (which always says
+        text: the format is only chosen at Bind)."""
         cache = self._by_shape
-        if row_description_body in cache:
-            cache.move_to_end(row_description_body)
-            return cache[row_description_body]
-        masker = RowMasker(self.masker, columns_of(row_description_body), self.column_rules)
+        key = row_description_body if not formats else row_description_body + b"|" + bytes(formats)
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        columns = columns_of(row_description_body)
+        if formats:
+            chosen = formats * len(columns) if len(formats) == 1 else formats
+            columns = [
+                ColumnInfo(c.name, c.table_name, c.type_oid, chosen[i] if i < len(chosen) else 0)
+                for i, c in enumerate(columns)
+            ]
+        for column in columns:
+            if column.format == 1 and column.type_oid not in _READABLE_BINARY:
+                raise UnmaskableOutput(
+                    f'column "{column.name}" (type OID {column.type_oid}) cannot be masked in binary format; '
+                    "ask for text format results"
+                )
+        masker = RowMasker(self.masker, columns, self.column_rules)
         found = masker if masker.active else None
-        cache[row_description_body] = found
+        cache[key] = found
         if len(cache) > _MAX_CACHED_RESULT_SHAPES:
             cache.popitem(last=False)
         return found
@@ -126,18 +154,26 @@ class ResultShapes:
     column were text (more masking, never less).
     """
 
-    __slots__ = ("_pending", "_portal_rows", "_portal_statement", "_statement_rows", "current")
+    __slots__ = (
+        "_pending",
+        "_portal_formats",
+        "_portal_rows",
+        "_portal_statement",
+        "_statement_rows",
+        "current",
+    )
 
     def __init__(self) -> None:
-        self._pending: deque[tuple[str, str, str]] = deque()  # (what, name, other) in client order
+        self._pending: deque[tuple[str, str, str, tuple[int, ...]]] = deque()  # (what, name, other, formats)
+        self._portal_formats: dict[str, tuple[int, ...]] = {}
         self._statement_rows: dict[str, bytes | None] = {}
         self._portal_rows: dict[str, bytes | None] = {}
         self._portal_statement: dict[str, str] = {}
         self.current: bytes | None = None  # the RowDescription body of the result being streamed
 
     # client → server, in the order the messages are forwarded
-    def client(self, what: str, name: str = "", other: str = "") -> None:
-        self._pending.append((what, name, other))
+    def client(self, what: str, name: str = "", other: str = "", formats: tuple[int, ...] = ()) -> None:
+        self._pending.append((what, name, other, formats))
 
     # server → client
     def parse_complete(self) -> None:
@@ -148,14 +184,15 @@ class ResultShapes:
     def bind_complete(self) -> None:
         entry = self._pop_until("bind")
         if entry is not None:
-            _, portal, statement = entry
+            _, portal, statement, formats = entry
             self._portal_statement[portal] = statement
+            self._portal_formats[portal] = formats
             self._portal_rows.pop(portal, None)
 
     def close_complete(self) -> None:
         entry = self._pop_until("close")
         if entry is not None:
-            _, target, name = entry
+            _, target, name, _ = entry
             (self._statement_rows if target == "S" else self._portal_rows).pop(name, None)
 
     def row_description(self, body: bytes | None) -> None:
@@ -163,22 +200,25 @@ class ResultShapes:
         head = self._pending[0] if self._pending else None
         if head is not None and head[0] == "describe":
             self._pending.popleft()
-            _, target, name = head
+            _, target, name, _ = head
             (self._statement_rows if target == "S" else self._portal_rows)[name] = body
             return
         self.current = body
 
-    def rows_shape(self) -> bytes | None:
+    def rows_shape(self) -> tuple[bytes | None, tuple[int, ...] | None]:
+        """The RowDescription body for the rows now streaming, and the Bind's result formats when that
+        description came from the statement's Describe (None when it states the formats itself)."""
         if self.current is not None:
-            return self.current
+            return self.current, None
         head = self._pending[0] if self._pending else None
         if head is not None and head[0] == "execute":
             portal = head[1]
             shape = self._portal_rows.get(portal)
-            if shape is None:
-                shape = self._statement_rows.get(self._portal_statement.get(portal, ""))
-            return shape
-        return None
+            if shape is not None:
+                return shape, None
+            statement_shape = self._statement_rows.get(self._portal_statement.get(portal, ""))
+            return statement_shape, self._portal_formats.get(portal, ())
+        return None, None
 
     def result_done(self) -> None:
         """CommandComplete, PortalSuspended or EmptyQueryResponse: one Execute (or one statement) answered."""
@@ -187,10 +227,13 @@ class ResultShapes:
             self._pending.popleft()
 
     def error(self) -> None:
-        """The server skips the rest of an extended batch up to Sync after an error."""
+        """An ErrorResponse. A Query's own error is followed by its ReadyForQuery; an error in extended mode
+        makes the server skip everything up to Sync — Queries sent meanwhile included."""
         self.current = None
         pending = self._pending
-        while pending and pending[0][0] not in ("sync", "query"):
+        if pending and pending[0][0] == "query":
+            return
+        while pending and pending[0][0] != "sync":
             pending.popleft()
 
     def ready(self) -> None:
@@ -201,7 +244,7 @@ class ResultShapes:
             if what in ("sync", "query"):
                 return
 
-    def _pop_until(self, what: str) -> tuple[str, str, str] | None:
+    def _pop_until(self, what: str) -> tuple[str, str, str, tuple[int, ...]] | None:
         pending = self._pending
         while pending:
             entry = pending.popleft()
