@@ -33,9 +33,8 @@ approvers = ["oncall"]
 
 
 def demo_config_text(state_dir: Path, pg_port: int, review_timeout: str = "2m") -> str:
-    return (
-        textwrap.dedent(
-            f"""
+    return textwrap.dedent(
+        f"""
         # Written by `hoop-tui demo`; regenerated on every run.
         [gateway]
         state_dir = "{state_dir / "state"}"
@@ -53,9 +52,7 @@ def demo_config_text(state_dir: Path, pg_port: int, review_timeout: str = "2m") 
         upstream = "postgresql://app@127.0.0.1:{pg_port}/shop?sslmode=disable"
         password_env = "{PASSWORD_ENV}"
         """
-        )
-        + DEMO_POLICY.replace("REVIEW_TIMEOUT", review_timeout)
-    )
+    ) + DEMO_POLICY.replace("REVIEW_TIMEOUT", review_timeout)
 
 
 class DemoEnvironment:
