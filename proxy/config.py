@@ -25,6 +25,7 @@ from proxy.config_errors import (
     syntax_error,
 )
 from proxy.durations import DurationError, parse_duration
+from proxy.hosts import is_loopback_host
 
 __all__ = [
     "POLICY_KINDS",
@@ -435,16 +436,6 @@ def split_host_port(address: str) -> tuple[str, int]:
     if not _PORT.fullmatch(port_text) or int(port_text) > 65535:
         raise ValueError(f"'{port_text}' is not a port number (0-65535)")
     return host, int(port_text)
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost and loopback IP addresses (where cleartext between processes is acceptable)."""
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_host(host: str) -> bool:

@@ -7,7 +7,6 @@ import base64
 import binascii
 import contextlib
 import http.client
-import ipaddress
 import json
 import logging
 import ssl
@@ -20,6 +19,7 @@ from typing import Any
 
 from joserfc.jwk import JWKRegistry, Key
 
+from proxy.hosts import is_loopback_host
 from proxy.identity.algorithms import ALLOWED_ALGORITHMS, MIN_RSA_BITS, key_fits_algorithm
 from proxy.identity.model import KeySourceUnavailable, TokenRejected
 
@@ -33,18 +33,6 @@ _ASYMMETRIC_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
 # JWK members that only a private key has: a JWKS that publishes one is leaking a signing key, and
 # anything signed by it proves nothing.
 _PRIVATE_KEY_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for localhost and loopback IP literals, the only hosts allowed plain HTTP."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def require_trusted_url(url: str, what: str) -> urllib.parse.SplitResult:

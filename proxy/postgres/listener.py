@@ -135,10 +135,6 @@ class _ClientEndpoint(Endpoint):
         self._listener.spawn(self)
 
 
-def _is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
-
-
 class PostgresListener:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -151,9 +147,7 @@ class PostgresListener:
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         settings = self.gateway.settings
-        self.require_tls = (
-            settings.require_tls if settings.require_tls is not None else not _is_loopback(host)
-        )
+        self.require_tls = settings.requires_tls(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         self._server = await loop.create_server(
             lambda: _ClientEndpoint(self),
             host,

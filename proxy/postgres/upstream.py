@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proxy.hosts import is_loopback_host
 from proxy.postgres.endpoint import Endpoint, PeerClosed
 from proxy.postgres.framing import CancelRequest, MessageDecoder, SSLRequest, StartupMessage
 from proxy.postgres.messages import (
@@ -109,7 +110,7 @@ async def _authenticate(
             raise UpstreamError("upstream asks for a password but the connection has none configured")
         assert password is not None
         if message.code == AUTH_CLEARTEXT:
-            if not endpoint.is_tls and target.host not in ("127.0.0.1", "::1", "localhost"):
+            if not endpoint.is_tls and not is_loopback_host(target.host):
                 # libpq sends it anyway; we refuse to put the held secret on the wire in clear.
                 raise UpstreamError("upstream asks for a cleartext password over an unencrypted connection")
             endpoint.write(PasswordMessage.for_password(password).encode())

@@ -8,8 +8,9 @@ import json
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
+from proxy.hosts import is_loopback_host
 from proxy.identity.model import KeySourceUnavailable, TokenRejected
-from proxy.identity.oidc import MAX_DOCUMENT_BYTES, OidcKeySource, is_loopback_host
+from proxy.identity.oidc import MAX_DOCUMENT_BYTES, OidcKeySource
 from tests.identity.manual_clock import ManualClock
 from tests.identity.oidc_provider import OidcProvider
 
