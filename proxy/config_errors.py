@@ -15,6 +15,8 @@ KeyPath = tuple[str | int, ...]
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SCALAR_END = frozenset(",]}\n#")
 _TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
+# "scheme://user:secret@host": the password part of any URL a message might quote.
+_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^\s:/@\"']*):[^\s@\"']*@")
 
 
 class ConfigError(Exception):
@@ -31,7 +33,8 @@ class ConfigError(Exception):
         self.line = line
         self.key = key
         # Messages are shown as a single line in logs and on stderr; never let one span several.
-        self.message = " ".join(message.split())
+        # A message may quote the offending value; a URL with a password in it must never reach a log.
+        self.message = _URL_PASSWORD.sub(r"\1:***@", " ".join(message.split()))
 
     def __str__(self) -> str:
         location = str(self.path) if self.line is None else f"{self.path}:{self.line}"

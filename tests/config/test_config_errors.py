@@ -396,3 +396,18 @@ class TestFiles:
         with pytest.raises(ConfigError) as caught:
             load_config(path)
         assert str(caught.value).startswith(f"{path}:2: gateway.workers: must be between 1 and 64")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["postgresql://agent:s3cret@db/app", "postgres://agent:pa/ss@db:5432/app", "ssh://ops:hunter2@bastion"],
+)
+def test_a_quoted_url_never_carries_its_password_into_the_error(tmp_path: Path, value: str) -> None:
+    text = f'[[connections]]\nname = "app"\ntype = "postgres"\nupstream = "postgresql://app@db/app"\n\n[[policies]]\ngroups = "{value}"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "hoop.toml")
+    message = str(caught.value)
+    assert "policies[0].groups" in message
+    password = value.split(":")[2].split("@")[0]
+    assert password not in message
+    assert ":***@" in message
