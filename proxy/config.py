@@ -111,6 +111,7 @@ class GatewaySettings:
     gateway_id: str = field(default_factory=socket.gethostname)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    ssh_host_key: Path | None = None  # the SSH listener's host key; generated in state_dir/keys when unset
     require_tls: bool | None = None
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     recording_durability: str = "chunk"
@@ -373,7 +374,13 @@ class _Reader:
             items.append(item)
         return tuple(items)
 
-    def path(self, table: Mapping[str, Any], where: KeyPath, name: str, default: Any = None) -> Path | None:
+    def path(
+        self, table: Mapping[str, Any], where: KeyPath, name: str, default: Any = None, *, required: str = ""
+    ) -> Path | None:
+        """A path relative to the config file; `required` says what it is, for the error when missing."""
+        if required and name not in table:
+            # Located at the table that lacks the key: the reader sees where to add it.
+            raise self.error(where, f'missing required key "{name}": {required}')
         value = self.string(table, where, name, default)
         if value is None:
             return None
@@ -466,7 +473,8 @@ def _url_host_port(parts: SplitResult, default_port: int) -> tuple[str, int]:
 _TOP_LEVEL_KEYS = ("gateway", "identity", "connections", "policies")
 _GATEWAY_KEYS = (
     "state_dir", "recordings_dir", "store", "control", "postgres_listen", "ssh_listen", "workers",
-    "gateway_id", "tls_cert", "tls_key", "require_tls", "max_message_size", "recording_durability", "strict",
+    "gateway_id", "tls_cert", "tls_key", "ssh_host_key", "require_tls", "max_message_size",
+    "recording_durability", "strict",
     "admin_groups", "auditor_groups",
 )  # fmt: skip
 _IDENTITY_KEYS = ("issuer", "issuers", "audience", "groups_claim", "ca_file", "leeway", "expiry_grace")
@@ -541,6 +549,7 @@ def _read_gateway(reader: _Reader, table: dict[str, Any]) -> GatewaySettings:
         gateway_id=gateway_id,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        ssh_host_key=reader.path(table, where, "ssh_host_key"),
         require_tls=reader.typed(table, where, "require_tls", bool, None),
         max_message_size=_read_size(reader, table, where, "max_message_size"),
         recording_durability=durability,
@@ -724,8 +733,12 @@ def _read_connection(reader: _Reader, table: dict[str, Any], where: KeyPath) -> 
             name=name,
             type="ssh",
             upstream=_parse_ssh_upstream(reader, upstream_key, upstream_text),
-            key_file=reader.path(table, where, "key_file"),
-            known_hosts=reader.path(table, where, "known_hosts"),
+            # Both required: a login without the gateway's own key would need a secret from the agent, and one
+            # without a known host key could be intercepted on the first connect (no trust on first use).
+            key_file=reader.path(table, where, "key_file", required="the gateway's private key for the host"),
+            known_hosts=reader.path(
+                table, where, "known_hosts", required="a known_hosts file with the host's key (ssh-keyscan)"
+            ),
             config_path=reader.source,
             line=reader.line(where),
         )
@@ -1018,6 +1031,7 @@ ssh_listen = "127.0.0.1:2222"        # agents connect here with ssh; "off" disab
 # workers = 2                      # gateway processes sharing the listen ports
 # tls_cert = "./tls/gateway.crt"   # client-facing TLS; a self-signed pair is generated when absent
 # tls_key = "./tls/gateway.key"
+# ssh_host_key = "./keys/ssh_host" # the SSH listener's host key; generated in state_dir/keys when absent
 # max_message_size = "64MiB"       # larger protocol messages end that session
 # recording_durability = "chunk"   # chunk | batch | none
 # strict = true                    # a recording or store failure ends the session (fail closed)

@@ -9,7 +9,7 @@ import os
 import ssl
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxy.approvals import Approvals
 from proxy.audit import AuditLog
@@ -36,6 +36,9 @@ from proxy.store.factory import open_store
 from proxy.tls import ensure_listener_certificate, server_context
 from proxy.worker_ipc import CancelRouter
 
+if TYPE_CHECKING:
+    from proxy.ssh.server import SshListener
+
 log = logging.getLogger("hoop.gateway")
 
 
@@ -56,6 +59,8 @@ class Gateway:
         self.policies = PolicyEngine(config.policies)
         self.postgres: PostgresListener | None = None
         self.postgres_address: tuple[str, int] | None = None
+        self.ssh: SshListener | None = None
+        self.ssh_address: tuple[str, int] | None = None
         self._tls_context: ssl.SSLContext | None = None
         self._cancel_router: CancelRouter | None = None
         self._closing: set[asyncio.Task[Any]] = set()
@@ -116,9 +121,15 @@ class Gateway:
         if self.worker_index == 0:
             self.control = ControlServer(self, self.control_service)
             await self.control.start()
-        if self.settings.ssh_listen and any(c.type == "ssh" for c in self.config.connections.values()):
-            # Said plainly rather than silently ignored: agents configured for SSH would otherwise time out.
-            log.warning("ssh connections are configured, but this gateway build has no SSH listener yet")
+        if self.settings.ssh_listen:
+            from proxy.ssh.server import (
+                SshListener,  # asyncssh is only loaded by gateways that listen for SSH
+            )
+
+            host, port = split_host_port(self.settings.ssh_listen)
+            self.ssh = SshListener(self)
+            self.ssh_address = await self.ssh.start(host, port, reuse_port=self.reuse_port)
+            log.info("ssh listener on %s:%d", *self.ssh_address)
         if self.settings.postgres_listen:
             host, port = split_host_port(self.settings.postgres_listen)
             self.postgres = PostgresListener(self)
@@ -153,6 +164,8 @@ class Gateway:
             await self.control.stop()
         if self.postgres is not None:
             await self.postgres.stop()
+        if self.ssh is not None:
+            await self.ssh.stop()
         if self._cancel_router is not None:
             await self._cancel_router.stop()
         if self._closing:
@@ -169,8 +182,9 @@ class Gateway:
         Live sessions keep the policy they started with; new sessions get the new identity, connection and
         policy settings. Listen addresses and the state dir need a restart.
         """
-        if (config.gateway.postgres_listen, config.gateway.state_dir) != (
+        if (config.gateway.postgres_listen, config.gateway.ssh_listen, config.gateway.state_dir) != (
             self.settings.postgres_listen,
+            self.settings.ssh_listen,
             self.settings.state_dir,
         ):
             log.warning("reload: listen addresses and state_dir changes take effect after a restart")
@@ -201,6 +215,12 @@ class Gateway:
     def postgres_connection(self, name: str) -> ConnectionSettings | None:
         connection = self.config.connections.get(name)
         if connection is None or connection.type != "postgres":
+            return None
+        return connection
+
+    def ssh_connection(self, name: str) -> ConnectionSettings | None:
+        connection = self.config.connections.get(name)
+        if connection is None or connection.type != "ssh":
             return None
         return connection
 
@@ -370,5 +390,6 @@ class Gateway:
             "gateway_id": self.settings.gateway_id,
             "pid": os.getpid(),
             "postgres": self.postgres_address,
+            "ssh": self.ssh_address,
             "state_dir": str(Path(self.settings.state_dir)),
         }

@@ -115,6 +115,9 @@ def open_session_recorder(gateway: Gateway, session: Session, started_ns: int) -
         "client_user": session.client_user,
         "storage_masking": {"entities": sorted(policy.mask_entities) if policy else []},
     }
+    if session.terminal_size is not None:
+        header["pty"] = True
+        header["terminal_size"] = list(session.terminal_size)
     writer = RecordingWriter(
         path,
         header,

@@ -32,6 +32,7 @@ class Session:
     counters: Any = None  # the relay's SessionCounters
     held: int = 0
     recording_path: str = ""
+    terminal_size: tuple[int, int] | None = None  # (cols, rows) of an SSH session with a pty
     # Ends the session from outside (operator kill, token expiry): terminate(message, sqlstate_or_code).
     terminate: Callable[[str, str], None] | None = None
 

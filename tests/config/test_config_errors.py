@@ -221,7 +221,7 @@ class TestMasking:
 
 class TestConnections:
     def test_duplicate_name(self) -> None:
-        text = APPDB + '\n[[connections]]\nname = "appdb"\ntype = "ssh"\nupstream = "deploy@h"\n'
+        text = APPDB + '\n[[connections]]\nname = "appdb"\ntype = "ssh"\nupstream = "deploy@h"\nkey_file = "k"\nknown_hosts = "kh"\n'
         assert_error(text, "7: connections[1].name: a connection named 'appdb' is already defined")
 
     def test_password_in_the_url_is_refused_and_never_echoed(self) -> None:
@@ -411,3 +411,14 @@ def test_a_quoted_url_never_carries_its_password_into_the_error(tmp_path: Path, 
     password = value.split(":")[2].split("@")[0]
     assert password not in message
     assert ":***@" in message
+
+
+@pytest.mark.parametrize("missing", ["key_file", "known_hosts"])
+def test_an_ssh_connection_needs_its_key_and_known_hosts(tmp_path: Path, missing: str) -> None:
+    keys = {"key_file": 'key_file = "./keys/web1"', "known_hosts": 'known_hosts = "./keys/known_hosts"'}
+    del keys[missing]
+    text = '[[connections]]\nname = "web1"\ntype = "ssh"\nupstream = "deploy@h:22"\n' + "\n".join(keys.values())
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text + "\n", tmp_path / "hoop.toml")
+    assert caught.value.line == 1
+    assert f'missing required key "{missing}"' in str(caught.value)

@@ -26,6 +26,8 @@ upstream = "postgresql://app@127.0.0.1/app"
 name = "web1"
 type = "ssh"
 upstream = "deploy@10.0.0.5:22"
+key_file = "./keys/web1"
+known_hosts = "./keys/known_hosts"
 
 [[policies]]
 groups = ["ci-agents"]
