@@ -1,4 +1,4 @@
-"""SSH test infrastructure: real upstream hosts (OpenSSH sshd, or the demo target) and the real `ssh` client."""
+"""SSH test infrastructure: real upstream hosts (OpenSSH sshd or the demo target), the real `ssh` client."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 10.0
 TOKEN_ENV = "HOOP_TEST_SSH_TOKEN"
 PRIVSEP_DIR = Path("/run/sshd")
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 
 
 @dataclass(eq=False)
@@ -74,7 +76,7 @@ def _write_private_key(key: asyncssh.SSHKey, path: Path) -> None:
 
 
 def _make_client_key(tmp: Path) -> _KeyFiles:
-    """The key pair the gateway holds for the upstream: private key for `key_file`, public in authorized_keys."""
+    """The gateway key pair for the upstream: the private key is `key_file`, the public one is authorized."""
     key = asyncssh.generate_private_key("ssh-ed25519", comment="hoop-gateway")
     client_key = tmp / "gateway_key"
     _write_private_key(key, client_key)
@@ -124,12 +126,18 @@ def _sshd_config(tmp: Path, port: int, keys: _KeyFiles, host_key: Path, workdir:
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "PermitRootLogin prohibit-password",
+        "PermitUserRC no",
+        # bash started by sshd sources ~/.bashrc unless it is a nested shell: the user's dotfiles must
+        # neither slow every command down nor print into the output tests compare.
+        "SetEnv SHLVL=1",
         "StrictModes no",
         "UsePAM no",
         "PrintMotd no",
         "PrintLastLog no",
         "X11Forwarding no",
         "LogLevel INFO",
+        # Through ForceCommand's wrapper like any session: SSH_ORIGINAL_COMMAND is this server program.
+        *([f"Subsystem sftp {SFTP_SERVER}"] if Path(SFTP_SERVER).exists() else []),
     ]
     return "\n".join(lines) + "\n"
 
@@ -204,7 +212,7 @@ def start_sshd(tmp: Path) -> SshTarget:
             continue
         known_hosts = tmp / "known_hosts"
         _write_known_hosts(known_hosts, LOOPBACK, port, host_key)
-        return SshTarget(
+        target = SshTarget(
             host=LOOPBACK,
             port=port,
             user=getpass.getuser(),
@@ -214,8 +222,36 @@ def start_sshd(tmp: Path) -> SshTarget:
             kind="openssh",
             _stop=lambda process=process: _stop_process(process),
         )
+        refusal = None if os.geteuid() == 0 else _login_refusal(target, log)
+        if refusal is None:
+            return target
+        target.stop()
+        warnings.warn(
+            f"sshd cannot log in {target.user} ({refusal}); using the asyncssh target", stacklevel=2
+        )
+        return start_asyncssh_target(tmp)
     assert last_error is not None
     raise last_error
+
+
+def _login_refusal(target: SshTarget, log: Path) -> str | None:
+    """Why sshd refuses the key login, or None when it works.
+
+    Only asked for a normal user: without PAM, such an sshd cannot read the shadow file and may take the
+    account for locked, and a user whose shell is nologin cannot run commands at all.
+    """
+    if shutil.which("ssh") is None:
+        return None
+    try:
+        result = subprocess.run(
+            openssh_key_login(target, ["true"]), stdin=subprocess.DEVNULL, capture_output=True, timeout=15
+        )
+    except subprocess.TimeoutExpired:
+        return "the test login timed out"
+    if result.returncode == 0:
+        return None
+    lines = log.read_text(errors="replace").strip().splitlines()
+    return lines[-1] if lines else result.stderr.decode(errors="replace").strip()
 
 
 class _LoopThread:
@@ -244,7 +280,9 @@ def start_asyncssh_target(tmp: Path) -> SshTarget:
     keys = _make_client_key(tmp)
     runner = _LoopThread()
     try:
-        target = runner.run(start_demo_ssh_target(workdir, host=LOOPBACK, authorized_key=keys.authorized_keys))
+        target = runner.run(
+            start_demo_ssh_target(workdir, host=LOOPBACK, authorized_key=keys.authorized_keys)
+        )
     except BaseException:
         runner.stop()
         raise
@@ -297,7 +335,7 @@ def ssh_command_line(
     args: Sequence[str], *, port: int, user: str, host: str = LOOPBACK, pty: bool = False,
     options: Sequence[str] = (),
 ) -> list[str]:  # fmt: skip
-    """argv for OpenSSH `ssh` to log in with a password or keyboard-interactive answer, trusting any host key."""
+    """argv for OpenSSH `ssh` logging in with a password or keyboard-interactive answer, any host key."""
     ssh = shutil.which("ssh")
     if ssh is None:
         raise RuntimeError("the OpenSSH client (ssh) is not installed")
@@ -332,7 +370,7 @@ def ssh_client(
     args: Sequence[str], *, token: str, port: int, user: str, host: str = LOOPBACK,
     input: bytes | None = None, timeout: float = 30, pty: bool = False, options: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
-    """Run the real OpenSSH client to completion; `args` is the remote command, `options` go before USER@HOST."""
+    """Run the real OpenSSH client to the end; `args` is the remote command, `options` go before USER@HOST."""
     return subprocess.run(
         ssh_command_line(args, port=port, user=user, host=host, pty=pty, options=options),
         input=input,
@@ -349,7 +387,7 @@ def ssh_popen(
     args: Sequence[str], *, token: str, port: int, user: str, host: str = LOOPBACK, pty: bool = False,
     options: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:  # fmt: skip
-    """Start the real OpenSSH client with stdin, stdout and stderr as pipes; kill it to drop the connection."""
+    """Start the real OpenSSH client with stdin, stdout and stderr piped; kill it to drop the connection."""
     return subprocess.Popen(
         ssh_command_line(args, port=port, user=user, host=host, pty=pty, options=options),
         stdin=subprocess.PIPE,
@@ -360,8 +398,10 @@ def ssh_popen(
     )
 
 
-def openssh_key_login(target: SshTarget, args: Sequence[str], *, known_hosts: Path | None = None) -> list[str]:
-    """argv for `ssh` logging in to `target` the way the gateway does: its key, its known_hosts, nothing else."""
+def openssh_key_login(
+    target: SshTarget, args: Sequence[str], *, known_hosts: Path | None = None
+) -> list[str]:
+    """argv for `ssh` logging in to `target` as the gateway does: its key, its known_hosts, nothing else."""
     ssh = shutil.which("ssh")
     if ssh is None:
         raise RuntimeError("the OpenSSH client (ssh) is not installed")

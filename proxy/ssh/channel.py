@@ -126,6 +126,7 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         self._expiry: asyncio.TimerHandle | None = None
         self._backlog_timer: asyncio.TimerHandle | None = None
         self._masker: Masker | None = link.masker
+        self._binary = False
 
     # ------------------------------------------------------------------ requests from the agent
 
@@ -241,6 +242,9 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
             raise
         except SshUpstreamError as error:
             self._fail(f"hoop: {error}", "upstream unavailable")
+        except asyncssh.ChannelOpenError as error:
+            # The upstream host itself said no (e.g. a subsystem it does not run): its reason is the agent's.
+            self._fail(f"hoop: the upstream host refused the session: {error.reason}", "upstream refused")
         except Exception:
             log.exception("ssh channel of %s failed", self.link.connection)
             self._fail("hoop: the gateway failed to run this command", "gateway error")
@@ -303,7 +307,11 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         policy = link.policy
         assert policy is not None
         masker = self._masker
-        if masker is not None:
+        if self._request is not None and self._request[0] == "subsystem":
+            # A binary protocol (sftp): masking would corrupt it, and its payload (whole files) is not
+            # recorded, only that it ran and how many bytes moved. Policy allows subsystems by name only.
+            self._binary = True
+        elif masker is not None:
             self._maskers = {False: StreamMasker(masker), True: StreamMasker(masker)}
             self._input_masker = StreamMasker(masker)
         if self._pty is not None:
@@ -436,7 +444,7 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         else:
             chan.write(data)
         recorder = self._recorder
-        if recorder is not None:
+        if recorder is not None and not self._binary:
             recorder.append([recorder.now_us(), "ssh.output", "stderr" if stderr else "stdout", data])
             if recorder.pending_bytes > RECORDER_BACKLOG_LIMIT:
                 self._wait_for_recorder()
@@ -554,6 +562,11 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
             self._record_masked_input(self._input_masker.flush())
         if self._mask_counts:
             self._record("mask.summary", dict(self._mask_counts))
+        if self._binary:
+            counters = self.counters
+            self._record(
+                "ssh.transfer", {"sent": counters.bytes_from_client, "received": counters.bytes_from_server}
+            )
         session = self._session
         if session is not None:
             self.gateway.session_ended(session, reason, self._recorder)
@@ -566,7 +579,7 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
             recorder.append([recorder.now_us(), kind, *fields])
 
     def _record_input(self, data: bytes) -> None:
-        if self._recorder is None:
+        if self._recorder is None or self._binary:
             return
         if self._pty is not None and b"\r" in data:
             self.counters.statements += data.count(b"\r")
