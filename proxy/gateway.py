@@ -31,6 +31,7 @@ from proxy.postgres.session_masking import SessionMasking, load_or_create_mask_s
 from proxy.postgres.upstream import UpstreamTarget
 from proxy.recorder import SessionRecorder, open_session_recorder
 from proxy.sessions import Session, SessionRegistry
+from proxy.shared_audit import SharedAudit
 from proxy.store.base import SessionIndexRecord, Store
 from proxy.store.factory import open_store
 from proxy.tls import ensure_listener_certificate, server_context
@@ -81,6 +82,7 @@ class Gateway:
         self.control_service = ControlService(self)
         self.control: ControlServer | None = None
         self._recorders: dict[str, SessionRecorder] = {}
+        self.shared_audit = SharedAudit(self.store, self.instance_id)
         self.audit_log = AuditLog(
             self.settings.state_dir / "audit",
             self.settings.gateway_id,
@@ -110,6 +112,7 @@ class Gateway:
         self.settings.recordings_dir.mkdir(parents=True, exist_ok=True)
         self.audit_log.start()
         await self.store.open()
+        self.shared_audit.start()
         stale = await self.store.cancel_pending_of_gateway(self.instance_id, time.time())
         for request in stale:
             log.warning(
@@ -173,6 +176,7 @@ class Gateway:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.grants.stop()
+        await self.shared_audit.stop()
         await self.store.close()
         await asyncio.to_thread(self.audit_log.close)
 
@@ -275,7 +279,9 @@ class Gateway:
         self._classifiers[connection] = (classifier, time.monotonic())
 
     def audit(self, session: Session | None, record: dict[str, Any]) -> None:
+        """Call on the gateway's event loop."""
         self.audit_log.append(record, session.audit_context if session is not None else None)
+        self.shared_audit.append(session, record)
 
     def open_recorder(self, session: Session, started_ns: int) -> SessionRecorder | None:
         """The session's recorder. In strict mode a session that cannot be recorded is refused (raises)."""
