@@ -20,10 +20,13 @@ if TYPE_CHECKING:
 @click.option(
     "--port", default=15432, show_default=True, help="Gateway Postgres port on 127.0.0.1 (0 = any)."
 )
+@click.option("--ssh-port", default=2222, show_default=True, help="Gateway SSH port on 127.0.0.1 (0 = any).")
 @click.option("--rounds", default=0, help="Stop after this many agent rounds (0 = run until Ctrl-C).")
 @click.option("--review-timeout", default="2m", show_default=True, help="How long a held statement waits.")
-def demo_command(headless: bool, state_dir: Path, port: int, rounds: int, review_timeout: str) -> None:
-    """Embedded PostgreSQL with fake customer data, the gateway, and a demo agent."""
+def demo_command(
+    headless: bool, state_dir: Path, port: int, ssh_port: int, rounds: int, review_timeout: str
+) -> None:
+    """Embedded PostgreSQL with fake customer data, an SSH host, the gateway, and a demo agent."""
     from hoop_tui.demo.environment import AGENT_GROUP, DemoEnvironment, run_demo_agent
 
     log_format = "%(asctime)s %(name)s %(message)s"
@@ -32,7 +35,9 @@ def demo_command(headless: bool, state_dir: Path, port: int, rounds: int, review
     else:  # the console owns the terminal: the gateway's and the agent's lines go to a file instead
         state_dir.mkdir(parents=True, exist_ok=True)
         logging.basicConfig(level=logging.INFO, filename=state_dir / "demo.log", format=log_format)
-    environment = DemoEnvironment(state_dir, gateway_port=port, review_timeout=review_timeout)
+    environment = DemoEnvironment(
+        state_dir, gateway_port=port, review_timeout=review_timeout, ssh_port=ssh_port
+    )
     try:
         environment.start()
     except Exception as error:
@@ -41,24 +46,30 @@ def demo_command(headless: bool, state_dir: Path, port: int, rounds: int, review
         sys.exit(1)
     try:
         click.echo(
-            "Try the gateway yourself (reads come back masked; UPDATE needs approval; DROP is denied):",
+            "Try the gateway yourself (reads come back masked; UPDATE and touch need approval; DROP and rm "
+            "are denied):",
             err=True,
         )
         click.echo(environment.psql_command())
-        agent_url = environment.gateway_url(environment.token("demo-agent", [AGENT_GROUP]))
+        click.echo(environment.ssh_command())
+        agent_token = environment.token("demo-agent", [AGENT_GROUP])
+        agent_url = environment.gateway_url(agent_token)
+        ssh = (environment.ssh_address(), agent_token)
         if headless:
             report = lambda line: click.echo(line, err=True)  # noqa: E731
             try:
-                asyncio.run(run_demo_agent(agent_url, report, rounds=rounds))
+                asyncio.run(run_demo_agent(agent_url, report, rounds=rounds, ssh=ssh))
             except KeyboardInterrupt:
                 pass
         else:
-            run_demo_console(environment, agent_url, rounds)
+            run_demo_console(environment, agent_url, rounds, ssh)
     finally:
         environment.stop()
 
 
-def run_demo_console(environment: DemoEnvironment, agent_url: str, rounds: int) -> None:
+def run_demo_console(
+    environment: DemoEnvironment, agent_url: str, rounds: int, ssh: tuple[tuple[str, int], str]
+) -> None:
     """The console on the approvals screen, signed in as an on-call approver, while the demo agent runs on
     the gateway's own loop (it is async, and that loop outlives the console's)."""
     from hoop_tui.app import make_app
@@ -69,7 +80,7 @@ def run_demo_console(environment: DemoEnvironment, agent_url: str, rounds: int) 
     agent_log = logging.getLogger("hoop.demo.agent")
     gateway = environment.gateway
     agent = asyncio.run_coroutine_threadsafe(
-        run_demo_agent(agent_url, agent_log.info, rounds=rounds), gateway.loop
+        run_demo_agent(agent_url, agent_log.info, rounds=rounds, ssh=ssh), gateway.loop
     )
     operator_token = environment.token("you", ["oncall"])
     try:

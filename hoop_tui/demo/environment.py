@@ -8,8 +8,10 @@ import os
 import secrets
 import shlex
 import textwrap
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from hoop_tui.demo.seed import seed_sql
 from hoop_tui.embedded_postgres import EmbeddedPostgres
@@ -18,6 +20,8 @@ log = logging.getLogger("hoop.demo")
 
 PASSWORD_ENV = "HOOP_DEMO_APPDB_PASSWORD"
 AGENT_GROUP = "ci-agents"
+SSH_CONNECTION = "web1"
+T = TypeVar("T")
 
 DEMO_POLICY = """
 [[policies]]
@@ -29,10 +33,25 @@ deny = ["drop", "truncate", "ddl", "dcl", "copy_program", "dangerous_function", 
 mask = ["email", "phone", "credit_card", "us_ssn", "iban", "secret"]
 review_timeout = "REVIEW_TIMEOUT"
 approvers = ["oncall"]
+
+[[policies]]
+groups = ["ci-agents"]
+connections = ["web1"]
+allow = ["exec"]
+allow_commands = ["ls", "cat", "grep", "tail", "head", "wc", "echo", "uptime"]
+review_commands = ["touch", "systemctl restart *", "kill"]
+deny_commands = ["rm", "shutdown", "reboot", "dd", "mkfs*", "curl", "wget"]
+deny = ["opaque"]
+mask = ["email", "secret"]
+review_timeout = "REVIEW_TIMEOUT"
+approvers = ["oncall"]
 """
 
 
-def demo_config_text(state_dir: Path, pg_port: int, review_timeout: str = "2m") -> str:
+def demo_config_text(
+    state_dir: Path, pg_port: int, ssh_upstream_port: int, review_timeout: str = "2m", ssh_port: int = 2222
+) -> str:
+    keys = state_dir / "ssh-keys"
     return textwrap.dedent(
         f"""
         # Written by `hoop-tui demo`; regenerated on every run.
@@ -40,7 +59,7 @@ def demo_config_text(state_dir: Path, pg_port: int, review_timeout: str = "2m") 
         state_dir = "{state_dir / "state"}"
         recordings_dir = "{state_dir / "recordings"}"
         postgres_listen = "127.0.0.1:15432"
-        ssh_listen = "off"
+        ssh_listen = "127.0.0.1:{ssh_port}"
         admin_groups = ["oncall"]   # the demo's operator may also end sessions from the console
 
         [identity]
@@ -51,18 +70,54 @@ def demo_config_text(state_dir: Path, pg_port: int, review_timeout: str = "2m") 
         type = "postgres"
         upstream = "postgresql://app@127.0.0.1:{pg_port}/shop?sslmode=disable"
         password_env = "{PASSWORD_ENV}"
+
+        [[connections]]
+        name = "{SSH_CONNECTION}"
+        type = "ssh"
+        upstream = "deploy@127.0.0.1:{ssh_upstream_port}"   # the demo's own SSH host, in-process
+        key_file = "{keys / "gateway_upstream_ed25519"}"
+        known_hosts = "{keys / "known_hosts"}"
         """
     ) + DEMO_POLICY.replace("REVIEW_TIMEOUT", review_timeout)
 
 
 class DemoEnvironment:
-    def __init__(self, state_dir: Path, gateway_port: int = 15432, review_timeout: str = "2m") -> None:
+    def __init__(
+        self, state_dir: Path, gateway_port: int = 15432, review_timeout: str = "2m", ssh_port: int = 2222
+    ) -> None:
         self.review_timeout = review_timeout
         self.state_dir = state_dir.resolve()
         self.gateway_port = gateway_port
+        self.ssh_port = ssh_port
         self.postgres: EmbeddedPostgres | None = None
         self.thread = None
         self.config_path = self.state_dir / "hoop.toml"
+        self.ssh_host: _LoopThread | None = None
+        self.ssh_target: Any = None
+
+    def _start_ssh_host(self) -> int:
+        """The demo's SSH host: an asyncssh server on its own loop thread, running real commands in a scratch
+        directory; it trusts only the gateway's key, and the gateway trusts only its host key."""
+        import asyncssh
+
+        from hoop_tui.demo.ssh_target import seed_demo_workdir, start_demo_ssh_target
+
+        workdir = self.state_dir / "ssh-host"
+        workdir.mkdir(parents=True, exist_ok=True)
+        seed_demo_workdir(workdir)
+        keys = self.state_dir / "ssh-keys"
+        keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key_path = keys / "gateway_upstream_ed25519"
+        if not key_path.exists():
+            key = asyncssh.generate_private_key("ssh-ed25519", comment="hoop-tui demo gateway")
+            descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(key.export_private_key())
+        gateway_key = asyncssh.read_private_key(str(key_path))
+        self.ssh_host = _LoopThread("hoop-demo-ssh-host")
+        self.ssh_target = self.ssh_host.call(start_demo_ssh_target(workdir, authorized_key=gateway_key))
+        (keys / "known_hosts").write_text(self.ssh_target.host_key_line + "\n")
+        return int(self.ssh_target.port)
 
     def start(self) -> None:
         from proxy.config import load_config
@@ -83,12 +138,19 @@ class DemoEnvironment:
         self.postgres.psql(
             seed_sql() + "ALTER TABLE customers OWNER TO app; ALTER TABLE orders OWNER TO app;", "shop"
         )
-        text = demo_config_text(self.state_dir, self.postgres.port, self.review_timeout)
+        ssh_upstream_port = self._start_ssh_host()
+        text = demo_config_text(
+            self.state_dir, self.postgres.port, ssh_upstream_port, self.review_timeout, self.ssh_port
+        )
         text = text.replace("127.0.0.1:15432", f"127.0.0.1:{self.gateway_port}")
         self.config_path.write_text(text)
         self.thread = GatewayThread(load_config(self.config_path))
         gateway = self.thread.start()
-        log.info("gateway listening on %s:%d", *gateway.postgres_address)
+        log.info(
+            "gateway listening on %s:%d (postgres), %s:%d (ssh)",
+            *gateway.postgres_address,
+            *gateway.ssh_address,
+        )
 
     @property
     def gateway(self):
@@ -112,11 +174,39 @@ class DemoEnvironment:
             f"host={host} port={port} dbname=appdb user=you password={token} sslmode=disable"
         )
 
+    def ssh_command(self) -> str:
+        host, port = self.gateway.ssh_address
+        token = self.token("you", [AGENT_GROUP])
+        return f"ssh -p {port} {SSH_CONNECTION}@{host}   # when asked for a password, paste: {token}"
+
+    def ssh_address(self) -> tuple[str, int]:
+        return self.gateway.ssh_address
+
     def stop(self) -> None:
         if self.thread is not None:
             self.thread.stop()
+        if self.ssh_host is not None:
+            if self.ssh_target is not None:
+                self.ssh_target.close()
+            self.ssh_host.stop()
         if self.postgres is not None:
             self.postgres.stop()
+
+
+class _LoopThread:
+    """An event loop on a daemon thread, for the demo SSH host (it must listen before the gateway starts)."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
 
 
 AGENT_STEPS = [
@@ -127,10 +217,46 @@ AGENT_STEPS = [
 ]
 
 
+SSH_STEPS = [
+    ("tail the app log", "tail -n 4 logs/app.log"),
+    ("count errors", "grep -c ERROR logs/app.log"),
+    ("flag maintenance", "touch releases/maintenance.flag"),
+    ("clean old releases", "rm -rf releases/v1.4.1"),
+]
+
+
+async def run_ssh_steps(address: tuple[str, int], token: str, report: Callable[[str], None]) -> None:
+    """The agent's shell work through the gateway: reads (masked), a held command, a denied one."""
+    import asyncssh
+
+    host, port = address
+    try:
+        conn = await asyncssh.connect(
+            host, port, username=SSH_CONNECTION, password=token, known_hosts=None, client_keys=None,
+            agent_path=None, config=[], preferred_auth=["password"],
+        )  # fmt: skip
+    except (OSError, asyncssh.Error) as error:
+        report(f"agent: ssh: cannot connect: {error}")
+        return
+    async with conn:
+        for label, command in SSH_STEPS:
+            result = await conn.run(command, check=False)
+            lines = (
+                str(result.stdout or "").strip().splitlines() + str(result.stderr or "").strip().splitlines()
+            )
+            report(f"agent: ssh {label}: exit {result.exit_status}: {' | '.join(lines[-3:])}")
+
+
 async def run_demo_agent(
-    url: str, report: Callable[[str], None], *, rounds: int = 0, pause: float = 5.0
+    url: str,
+    report: Callable[[str], None],
+    *,
+    rounds: int = 0,
+    pause: float = 5.0,
+    ssh: tuple[tuple[str, int], str] | None = None,
 ) -> None:
-    """The demo agent: a believable loop of reads, a write that needs approval and a denied DROP."""
+    """The demo agent: a believable loop of reads, a write that needs approval and a denied DROP, then (with
+    `ssh` = (gateway SSH address, token)) shell commands on the demo host: reads, a held one, a denied one."""
     import asyncpg
 
     done = 0
@@ -154,6 +280,8 @@ async def run_demo_agent(
                     report(f"agent: {label}: {error.sqlstate} {error}")
         finally:
             await conn.close()
+        if ssh is not None:
+            await run_ssh_steps(ssh[0], ssh[1], report)
         done += 1
         if rounds == 0 or done < rounds:
             await asyncio.sleep(pause)

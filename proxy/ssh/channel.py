@@ -24,6 +24,7 @@ from proxy.policy.engine import Decision
 from proxy.sessions import Session, new_session_id
 from proxy.ssh.commands import analyse_command
 from proxy.ssh.decide import SFTP, SHELL, allowed_by_name, decide_exec
+from proxy.ssh.terminal_mask import TerminalMasker
 from proxy.ssh.upstream import SshUpstreamError
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         self._backlog_timer: asyncio.TimerHandle | None = None
         self._masker: Masker | None = link.masker
         self._binary = False
+        self._screen_masker: TerminalMasker | None = None  # pty output: values split by cursor control
 
     # ------------------------------------------------------------------ requests from the agent
 
@@ -313,6 +315,8 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
             self._binary = True
         elif masker is not None:
             self._maskers = {False: StreamMasker(masker), True: StreamMasker(masker)}
+            if self._pty is not None:
+                self._screen_masker = TerminalMasker(masker)
             self._input_masker = StreamMasker(masker)
         if self._pty is not None:
             self._idle_flush = IDLE_FLUSH_PTY
@@ -430,6 +434,10 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
             data, counts = masker.feed(data)
             if counts:
                 merge_counts(self._mask_counts, counts)
+            if self._screen_masker is not None and data:
+                data, counts = self._screen_masker.mask(data)
+                if counts:
+                    merge_counts(self._mask_counts, counts)
             if masker.held and self._flush_timer is None:
                 self._flush_timer = asyncio.get_running_loop().call_later(self._idle_flush, self._flush_idle)
         if data:
@@ -474,6 +482,10 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
                 data, counts = masker.flush()
                 if counts:
                     merge_counts(self._mask_counts, counts)
+                if self._screen_masker is not None and data:
+                    data, counts = self._screen_masker.mask(data)
+                    if counts:
+                        merge_counts(self._mask_counts, counts)
                 if data and self._chan is not None:
                     self._deliver(data, stderr)
 

@@ -82,6 +82,8 @@ def _recorded_events(gateway: SshGateway) -> list[list]:
         time.sleep(0.05)
     events: list[list] = []
     for path in gateway.recordings_dir.rglob("*.hrec"):
+        while not RecordingReader(path).sealed and time.monotonic() < deadline:  # sealed on a thread
+            time.sleep(0.05)
         events += list(RecordingReader(path).iter_events())
     return events
 
