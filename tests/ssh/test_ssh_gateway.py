@@ -345,3 +345,46 @@ def test_the_recording_holds_the_command_its_decision_and_exit(gateway: SshGatew
     assert ["ssh.output", "stdout", b"recorded-line\n"] in [event[1:] for event in events]
     assert ["ssh.exit", 0] in [event[1:] for event in events]
     assert os.path.getsize(path) > 0
+
+
+def test_stdin_reaches_the_command_and_a_large_output_comes_back_whole(gateway: SshGateway):
+    lines = b"".join(b"line %d of the input, nothing personal\n" % number for number in range(20_000))
+    result = run(gateway, "tr a-z A-Z", input=lines)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == lines.upper()
+
+
+def test_input_typed_while_held_is_delivered_once_approved(gateway: SshGateway, target: SshTarget):
+    created = target.workdir / "typed-while-held"
+    client = ssh_popen(
+        [f"touch {created} && tr a-z A-Z"], token=gateway.token(), port=gateway.port, user="web1"
+    )
+    try:
+        request = wait_for_pending(gateway)
+        assert client.stdin is not None
+        client.stdin.write(b"typed before the decision\n")
+        client.stdin.flush()
+        decide(gateway, request.id, approve=True)
+        stdout, stderr = client.communicate(input=b"", timeout=20)  # then end of input
+    finally:
+        client.kill()
+    assert client.returncode == 0, stderr
+    assert stdout == b"TYPED BEFORE THE DECISION\n"
+    assert created.exists()
+
+
+def test_garbage_on_the_ssh_port_ends_that_connection_only(gateway: SshGateway):
+    import socket
+
+    with socket.create_connection((gateway.host, gateway.port), timeout=5) as sock:
+        sock.recv(256)  # the server's version line
+        sock.sendall(b"SSH-2.0-evil\r\n" + bytes(range(256)) * 64)
+        sock.settimeout(1)  # a partial packet just waits for its length (then the login timeout)
+        try:
+            while sock.recv(4096):
+                pass
+        except (ConnectionResetError, TimeoutError):
+            pass
+    result = run(gateway, "echo still-serving")
+    assert result.returncode == 0
+    assert result.stdout == b"still-serving\n"
