@@ -388,3 +388,32 @@ def test_garbage_on_the_ssh_port_ends_that_connection_only(gateway: SshGateway):
     result = run(gateway, "echo still-serving")
     assert result.returncode == 0
     assert result.stdout == b"still-serving\n"
+
+
+def test_remote_forwarding_is_always_refused(gateway: SshGateway):
+    options = ["-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:0:127.0.0.1:22"]
+    result = run(gateway, "echo", "should-not-run", options=options)
+    assert result.returncode == 255
+    assert b"remote port forwarding failed" in result.stderr
+    assert b"should-not-run" not in result.stdout
+
+
+def test_the_agents_ssh_agent_never_reaches_the_upstream(gateway: SshGateway, tmp_path: Path):
+    agent = subprocess.run(
+        ["ssh-agent", "-s", "-a", str(tmp_path / "agent.sock")], capture_output=True, text=True
+    )
+    if agent.returncode != 0:
+        pytest.skip("ssh-agent is not available")
+    pid = re.search(r"SSH_AGENT_PID=(\d+)", agent.stdout)
+    try:
+        environment = {"SSH_AUTH_SOCK": str(tmp_path / "agent.sock")}
+        os.environ.update(environment)
+        try:
+            result = run(gateway, "echo agent=[$SSH_AUTH_SOCK]", options=["-A"])
+        finally:
+            del os.environ["SSH_AUTH_SOCK"]
+    finally:
+        if pid:
+            os.kill(int(pid.group(1)), 15)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"agent=[]\n"
