@@ -182,6 +182,11 @@ class SshListener:
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
         settings = self.gateway.settings
+        # asyncssh logs ~15 INFO lines per connection; the gateway logs sessions itself. Kept unless the
+        # operator configured the "asyncssh" logger's level explicitly.
+        library_log = logging.getLogger("asyncssh")
+        if library_log.level == logging.NOTSET:
+            library_log.setLevel(logging.WARNING)
         host_key = await asyncio.to_thread(load_or_create_host_key, settings.state_dir, settings.ssh_host_key)
         self._server = await asyncssh.create_server(
             lambda: _AgentConnection(self),
