@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import shlex
+import socket
 import textwrap
 import threading
 from collections.abc import Callable, Coroutine
@@ -102,6 +103,8 @@ class DemoEnvironment:
 
         from hoop_tui.demo.ssh_target import seed_demo_workdir, start_demo_ssh_target
 
+        if logging.getLogger("asyncssh").level == logging.NOTSET:  # ~15 INFO lines per connection otherwise
+            logging.getLogger("asyncssh").setLevel(logging.WARNING)
         workdir = self.state_dir / "ssh-host"
         workdir.mkdir(parents=True, exist_ok=True)
         seed_demo_workdir(workdir)
@@ -139,6 +142,10 @@ class DemoEnvironment:
             seed_sql() + "ALTER TABLE customers OWNER TO app; ALTER TABLE orders OWNER TO app;", "shop"
         )
         ssh_upstream_port = self._start_ssh_host()
+        # The well-known ports make the printed commands easy to remember; a laptop that already runs
+        # something there still gets a working demo, on whatever port is free (the commands say which).
+        self.gateway_port = port_or_any(self.gateway_port)
+        self.ssh_port = port_or_any(self.ssh_port)
         text = demo_config_text(
             self.state_dir, self.postgres.port, ssh_upstream_port, self.review_timeout, self.ssh_port
         )
@@ -191,6 +198,19 @@ class DemoEnvironment:
             self.ssh_host.stop()
         if self.postgres is not None:
             self.postgres.stop()
+
+
+def port_or_any(port: int, host: str = "127.0.0.1") -> int:
+    """`port` if it can be bound on `host` now, else 0 (any free port)."""
+    if port == 0:
+        return 0
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            log.warning("port %d is taken; the demo uses a free port instead", port)
+            return 0
+    return port
 
 
 class _LoopThread:
