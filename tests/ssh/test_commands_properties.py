@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 import shutil
@@ -137,6 +138,7 @@ command_not_found_handle() {
 }
 """
 _BASH = shutil.which("bash")
+_RUNS = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -155,12 +157,15 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
 def run_in_bash(line: str, sandbox: dict[str, Path]) -> list[list[str]]:
     """The argv of every external program bash tried to run for `line` (none of them actually runs)."""
     assert _BASH is not None
-    sandbox["log"].write_bytes(b"")
+    # A fresh log per line: a process of an earlier line, killed but not yet gone, must not write into this
+    # line's record (a shared, truncated log made this test flaky under load).
+    log = sandbox["log"].with_name(f"log-{next(_RUNS)}")
+    log.write_bytes(b"")
     environment = {
         "PATH": str(sandbox["empty_path"]),
         "HOME": str(sandbox["cwd"]),
         "BASH_ENV": str(sandbox["env"]),
-        "HOOP_TEST_LOG": str(sandbox["log"]),
+        "HOOP_TEST_LOG": str(log),
     }
     process = subprocess.Popen(
         [_BASH, "-c", line],
@@ -181,7 +186,8 @@ def run_in_bash(line: str, sandbox: dict[str, Path]) -> list[list[str]]:
         except ProcessLookupError:
             pass
         process.wait()
-    records = sandbox["log"].read_bytes().decode("utf-8", "replace").split("\x1e")
+    records = log.read_bytes().decode("utf-8", "replace").split("\x1e")
+    log.unlink()
     return [record.split("\x1f") for record in records if record]
 
 
