@@ -9,8 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.pg_fixture import UpstreamPostgres, start_upstream, stop_upstream
+
+# Property tests in CI run a fixed, repeatable set of examples per test, so a red build always reproduces;
+# `pytest --hypothesis-profile=fuzz` explores new random examples (and many more of them).
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("fuzz", max_examples=2000, print_blob=True)
+settings.load_profile("repeatable")
 
 ALL_SQL_KINDS = [
     "read", "write", "ddl", "drop", "truncate", "dcl", "copy_in", "copy_out", "copy_program",
