@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,10 @@ def demo_command(
     environment = DemoEnvironment(
         state_dir, gateway_port=port, review_timeout=review_timeout, ssh_port=ssh_port
     )
+    # Closing the terminal (SIGHUP) or `kill` (SIGTERM) must still stop the embedded PostgreSQL and the
+    # gateway: turned into SystemExit, they unwind through the `finally` below like Ctrl-C does.
+    for number in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(number, _exit_on_signal)
     try:
         environment.start()
     except Exception as error:
@@ -65,6 +70,10 @@ def demo_command(
             run_demo_console(environment, agent_url, rounds, ssh)
     finally:
         environment.stop()
+
+
+def _exit_on_signal(number: int, _frame: object) -> None:
+    raise SystemExit(128 + number)
 
 
 def run_demo_console(
