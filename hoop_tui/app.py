@@ -32,6 +32,7 @@ class HoopApp(App[None]):
     BINDINGS = [
         Binding("1", "show('approvals')", "Approvals", id="app.approvals", tooltip="The approval queue"),
         Binding("2", "show('sessions')", "Sessions", id="app.sessions", tooltip="Live sessions"),
+        Binding("3", "show('recordings')", "Recordings", id="app.recordings", tooltip="Recorded sessions"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Keys and screens"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the console"),
     ]
@@ -43,6 +44,7 @@ class HoopApp(App[None]):
         clock: Callable[[], float] = time.time,
         start_on: str = "approvals",
         sessions_interval: float = 2.0,
+        recordings_dir: Path | None = None,
     ) -> None:
         if start_on not in CONSOLE_SCREENS:
             raise ValueError(f"start_on must be one of {', '.join(CONSOLE_SCREENS)}, not {start_on!r}")
@@ -51,6 +53,7 @@ class HoopApp(App[None]):
         self.clock = clock
         self.start_on = start_on
         self.sessions_interval = sessions_interval
+        self.recordings_dir = recordings_dir  # the gateway's recordings, when this process can read them
         self.control: ControlCalls | None = None
         self.failure: str | None = None  # why the console could not reach the gateway, for the CLI to print
 
@@ -79,11 +82,20 @@ class HoopApp(App[None]):
 
         self.install_screen(ApprovalsScreen(control, self.clock), "approvals")
         self.install_screen(SessionsScreen(control, interval=self.sessions_interval), "sessions")
+        if self.recordings_dir is not None:
+            from hoop_tui.screens.recordings import RecordingsScreen
+
+            self.install_screen(RecordingsScreen(self.recordings_dir), "recordings")
         self.push_screen(self.start_on)
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
         report_worker_error(self, event)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "show" and parameters == ("recordings",):
+            return self.recordings_dir is not None  # no directory, no "3" in the footer
+        return True
 
     def action_show(self, name: str) -> None:
         if self.control is None or not self.is_screen_installed(name):
@@ -101,7 +113,7 @@ class HoopApp(App[None]):
 
 
 class ReplayApp(App[None]):
-    """The player on one recording file, with no gateway."""
+    """The player on one recording file, or the recordings browser on a directory, with no gateway."""
 
     CSS_PATH = "app.tcss"
     TITLE = "hoop-tui replay"
@@ -118,7 +130,13 @@ class ReplayApp(App[None]):
     def on_mount(self) -> None:
         from hoop_tui.screens.player import PlayerScreen, viewer_mask
 
-        self.push_screen(PlayerScreen(self.recording, mask=viewer_mask(self.mask_entities)))
+        mask = viewer_mask(self.mask_entities)
+        if self.recording.is_dir():
+            from hoop_tui.screens.recordings import RecordingsScreen
+
+            self.push_screen(RecordingsScreen(self.recording, mask=mask))
+        else:
+            self.push_screen(PlayerScreen(self.recording, mask=mask))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -142,12 +160,20 @@ def make_app(
     clock: Callable[[], float] = time.time,
     start_on: str = "approvals",
     sessions_interval: float = 2.0,
+    recordings_dir: Path | None = None,
 ) -> HoopApp:
     """The console the CLI runs and the tests drive: `control_factory` opens the control API on the app's
     loop (LocalControl.sign_in for an embedded gateway, ControlClient.connect for a remote one)."""
-    return HoopApp(control_factory, clock=clock, start_on=start_on, sessions_interval=sessions_interval)
+    return HoopApp(
+        control_factory,
+        clock=clock,
+        start_on=start_on,
+        sessions_interval=sessions_interval,
+        recordings_dir=recordings_dir,
+    )
 
 
 def make_replay_app(recording: Path, mask_entities: frozenset[str] = frozenset()) -> ReplayApp:
-    """The player on `recording`; `mask_entities` are masked further at render time (e.g. {"email"})."""
+    """The player on `recording` (the recordings browser when it is a directory); `mask_entities` are masked
+    further at render time (e.g. {"email"})."""
     return ReplayApp(recording, mask_entities)

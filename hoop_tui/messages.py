@@ -80,3 +80,51 @@ class RecordingUnreadable(Message):
     def __init__(self, detail: str) -> None:
         super().__init__()
         self.detail = detail
+
+
+class RecordingMarksFound(Message):
+    """The background scan of a recording read another slice: its statements, holds, denials, idle gaps."""
+
+    def __init__(self, marks: Any) -> None:
+        super().__init__()
+        self.marks = marks  # hoop_tui.widgets.recording_index.Marks
+
+
+class SessionOpened(Message):
+    """A session's event stream started: `initial` is {"session", "header", "live"} (see ControlCalls)."""
+
+    def __init__(self, initial: dict[str, Any]) -> None:
+        super().__init__()
+        self.initial = initial
+
+
+class SessionEventsArrived(Message):
+    """New events of the watched session wait in the screen's inbox (one message per burst, not per event)."""
+
+
+class RecordingsListed(Message):
+    """The browser read a recordings directory's headers (`summaries`: RecordingSummary, newest first)."""
+
+    def __init__(self, summaries: list[Any]) -> None:
+        super().__init__()
+        self.summaries = summaries
+
+
+class RecordingCounted(Message):
+    """A background pass over one recording: its statement/hold/denial counts (None when too large to count)
+    and its verification status."""
+
+    def __init__(self, path: Any, stats: Any, verify_status: str) -> None:
+        super().__init__()
+        self.path = path
+        self.stats = stats  # hoop_tui.widgets.recording_catalog.RecordingStats | None
+        self.verify_status = verify_status
+
+
+class StatementSearchFinished(Message):
+    """The statement search for `needle` finished (`outcome`: recording_catalog.SearchOutcome)."""
+
+    def __init__(self, needle: str, outcome: Any) -> None:
+        super().__init__()
+        self.needle = needle
+        self.outcome = outcome

@@ -11,9 +11,12 @@ from textual.command import DiscoveryHit, Hit, Provider
 CONSOLE_COMMANDS: tuple[tuple[str, str, str, str | None], ...] = (
     ("Show approvals", "The queue of held statements", "app.show('approvals')", None),
     ("Show sessions", "Live agent sessions", "app.show('sessions')", None),
+    ("Show recordings", "Browse and replay recorded sessions", "app.show('recordings')", None),
     ("Approve selected request", "Let the held statement run", "screen.approve", "approvals"),
     ("Deny selected request", "Refuse it, with a reason the agent sees", "screen.deny", "approvals"),
     ("Kill selected session", "End it, with a reason the agent sees", "screen.kill", "sessions"),
+    ("Open session", "Watch the selected session live", "screen.open_session", "sessions"),
+    ("Kill session", "End the session shown, with a reason the agent sees", "screen.kill", "session"),
     ("Keys and screens", "The help screen", "app.help", None),
 )
 

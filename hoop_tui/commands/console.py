@@ -48,7 +48,10 @@ def run_command(config_path: str, token: str | None) -> None:
         thread.stop()
         fail(f"the gateway failed to start: {error}")
     try:
-        run_console(make_app(lambda: LocalControl.sign_in(gateway, operator_token)))
+        recordings_dir = config.gateway.recordings_dir
+        run_console(
+            make_app(lambda: LocalControl.sign_in(gateway, operator_token), recordings_dir=recordings_dir)
+        )
     finally:
         thread.stop()
 
@@ -71,7 +74,7 @@ def attach_command(address: str, token: str | None, ca_file: str | None) -> None
 
 
 @click.command("replay")
-@click.argument("recording", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("recording", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--mask",
     "mask_entities",
@@ -80,7 +83,7 @@ def attach_command(address: str, token: str | None, ca_file: str | None) -> None
     help="Mask these entities further as shown, e.g. email,phone (the file stays as recorded).",
 )
 def replay_command(recording: Path, mask_entities: str) -> None:
-    """The player on one recording file."""
+    """The player on one recording file, or the recordings browser on a directory of them."""
     from hoop_tui.app import make_replay_app
     from proxy.masking.render import viewer_masker
 

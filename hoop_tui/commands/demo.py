@@ -93,6 +93,12 @@ def run_demo_console(
     )
     operator_token = environment.token("you", ["oncall"])
     try:
-        run_console(make_app(lambda: LocalControl.sign_in(gateway, operator_token), start_on="approvals"))
+        run_console(
+            make_app(
+                lambda: LocalControl.sign_in(gateway, operator_token),
+                start_on="approvals",
+                recordings_dir=environment.gateway.settings.recordings_dir,
+            )
+        )
     finally:
         agent.cancel()

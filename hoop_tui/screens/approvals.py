@@ -9,10 +9,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label
+from textual.widgets import DataTable, Footer, Header, Label
 
 from hoop_tui.messages import ApprovalChanged, ApprovalsLoaded, ControlCallFailed, WatchEnded
 from hoop_tui.screens.justification import JustificationModal
+from hoop_tui.widgets.approval_detail import ApprovalDetail
 from hoop_tui.widgets.approval_history import ApprovalHistory
 from hoop_tui.widgets.approval_queue import ApprovalQueue
 
@@ -37,6 +38,7 @@ class ApprovalsScreen(Screen[None]):
         yield Header()
         yield Label("Pending approvals (oldest first)", classes="section-title")
         yield ApprovalQueue(self.clock, id="approval-queue")
+        yield ApprovalDetail(self.clock, id="approval-detail")
         yield Label("Decided", classes="section-title")
         yield ApprovalHistory(id="approval-history")
         yield Footer()
@@ -44,7 +46,19 @@ class ApprovalsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = "approvals"
         self.watch_requests()
-        self.set_interval(1.0, self.query_one(ApprovalQueue).tick)
+        self.set_interval(1.0, self.tick)
+
+    def tick(self) -> None:
+        """Time left counts down with the app's clock (a frozen one in tests)."""
+        self.query_one(ApprovalQueue).tick()
+        self.query_one(ApprovalDetail).tick()
+
+    @on(DataTable.RowHighlighted, "#approval-queue")
+    def selection_moved(self, event: DataTable.RowHighlighted) -> None:
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        self.query_one(ApprovalDetail).show(self.query_one(ApprovalQueue).request_under_cursor())
 
     @work(exclusive=True, group="watch-approvals", exit_on_error=False)
     async def watch_requests(self) -> None:
@@ -67,6 +81,7 @@ class ApprovalsScreen(Screen[None]):
         queue = self.query_one(ApprovalQueue)
         for request in sorted(message.requests, key=lambda item: item.get("created_at") or 0.0):
             queue.show(request)
+        self._show_selected()
 
     @on(ApprovalChanged)
     def changed(self, message: ApprovalChanged) -> None:
@@ -75,22 +90,27 @@ class ApprovalsScreen(Screen[None]):
         if request.get("state") == "pending":
             if request["id"] not in queue.requests:
                 queue.show(request)
+                self._show_selected()
                 self.app.bell()
                 self.notify(
                     f"{request.get('requester')} on {request.get('connection')}: {request.get('kind')}",
                     title="Approval requested",
+                    markup=False,  # names come from tokens, not from us
                 )
             return
         queue.forget(request["id"])
+        self._show_selected()
         self.query_one(ApprovalHistory).record(request)
 
     @on(WatchEnded)
     def watch_ended(self, message: WatchEnded) -> None:
-        self.notify(f"{message.what} watch ended: {message.reason}", severity="error", timeout=10)
+        self.notify(
+            f"{message.what} watch ended: {message.reason}", severity="error", timeout=10, markup=False
+        )
 
     @on(ControlCallFailed)
     def call_failed(self, message: ControlCallFailed) -> None:
-        self.notify(f"{message.action} failed: {message.detail}", severity="error", timeout=10)
+        self.notify(f"{message.action} failed: {message.detail}", severity="error", timeout=10, markup=False)
 
     def action_approve(self) -> None:
         request = self.query_one(ApprovalQueue).request_under_cursor()

@@ -1,4 +1,4 @@
-"""The sessions screen: live sessions from `watch_sessions` updated in place, and `k` to kill one."""
+"""The sessions screen: live sessions from `watch_sessions` updated in place; `enter` opens one, `k` kills."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label
+from textual.widgets import DataTable, Footer, Header, Label
 
 from hoop_tui.messages import ControlCallFailed, SessionsChanged, SessionsLoaded, WatchEnded
-from hoop_tui.screens.justification import JustificationModal
+from hoop_tui.screens.session_view import SessionViewScreen, ask_to_kill
 from hoop_tui.widgets.session_table import SessionTable
 
 if TYPE_CHECKING:
@@ -69,31 +69,27 @@ class SessionsScreen(Screen[None]):
 
     @on(WatchEnded)
     def watch_ended(self, message: WatchEnded) -> None:
-        self.notify(f"{message.what} watch ended: {message.reason}", severity="error", timeout=10)
+        self.notify(
+            f"{message.what} watch ended: {message.reason}", severity="error", timeout=10, markup=False
+        )
 
     @on(ControlCallFailed)
     def call_failed(self, message: ControlCallFailed) -> None:
-        self.notify(f"{message.action} failed: {message.detail}", severity="error", timeout=10)
+        self.notify(f"{message.action} failed: {message.detail}", severity="error", timeout=10, markup=False)
+
+    @on(DataTable.RowSelected)
+    def row_chosen(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_session()
+
+    def action_open_session(self) -> None:
+        session = self.query_one(SessionTable).session_map_under_cursor()
+        if session is not None:
+            # In place of this screen, not over it: the number keys switch the top screen, and a view left
+            # on the stack under another screen would stay open, following its session, unseen.
+            self.app.switch_screen(SessionViewScreen(self.control, session))
 
     def action_kill(self) -> None:
         session_id = self.query_one(SessionTable).session_under_cursor()
-        if session_id is None:
-            return
-
-        def killed_because(reason: str | None) -> None:
-            if reason:
-                self.kill(session_id, reason)
-
-        self.app.push_screen(
-            JustificationModal(f"Kill session {session_id}?", "Why? The agent will see this reason."),
-            killed_because,
-        )
-
-    @work(group="kill", exit_on_error=False)
-    async def kill(self, session_id: str, reason: str) -> None:
-        from proxy.control.errors import ControlError
-
-        try:
-            await self.control.kill_session(session_id, reason)
-        except ControlError as error:
-            self.post_message(ControlCallFailed("kill", str(error)))
+        if session_id is not None:
+            ask_to_kill(self, self.control, session_id)

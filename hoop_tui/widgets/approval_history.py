@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from hoop_tui.widgets.formatting import clock_time, one_line
 from hoop_tui.widgets.live_table import LiveTable
 
@@ -33,12 +35,13 @@ class ApprovalHistory(LiveTable):
         if request_id in self.decided:
             return
         self.decided[request_id] = request
+        # Escaped: a DataTable reads str cells as markup, and these strings come from agents and operators.
         self.add_row(
-            request.get("state") or "-",
-            request.get("decider") or "-",
-            one_line(request.get("justification") or "", 40),
-            request.get("requester") or "-",
-            one_line(request.get("statement") or "", 40),
+            escape(request.get("state") or "-"),
+            escape(request.get("decider") or "-"),
+            escape(one_line(request.get("justification") or "", 40)),
+            escape(request.get("requester") or "-"),
+            escape(one_line(request.get("statement") or "", 40)),
             clock_time(request.get("decided_at")),
             key=request_id,
         )

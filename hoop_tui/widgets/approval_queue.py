@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hoop_tui.widgets.formatting import one_line, time_left
+from rich.markup import escape
+
+from hoop_tui.widgets.code_text import highlighted_one_line
+from hoop_tui.widgets.formatting import time_left
 from hoop_tui.widgets.live_table import LiveTable
 
+# Time left and kind first: on an 80-column terminal the statement and the rule are what runs off the edge
+# (the detail below the queue shows both in full).
 COLUMNS = (
+    ("left", "Time left"),
     ("requester", "Requester"),
     ("connection", "Connection"),
-    ("statement", "Statement"),
     ("kind", "Kind"),
+    ("statement", "Statement"),
     ("rule", "Rule"),
-    ("left", "Time left"),
 )
 
 
@@ -38,12 +43,15 @@ class ApprovalQueue(LiveTable):
             return
         self.requests[request_id] = request
         self.add_row(
-            request.get("requester") or "-",
-            request.get("connection") or "-",
-            one_line(request.get("statement") or "", 60),
-            request.get("kind") or "-",
-            request.get("rule") or "-",
             time_left(request.get("expires_at"), self._clock()),
+            # Escaped: a DataTable reads str cells as markup, and these strings come from tokens and config.
+            escape(request.get("requester") or "-"),
+            escape(request.get("connection") or "-"),
+            escape(request.get("kind") or "-"),
+            highlighted_one_line(
+                request.get("statement") or "", 60, "shell" if request.get("protocol") == "ssh" else "sql"
+            ),
+            escape(request.get("rule") or "-"),
             key=request_id,
         )
 

@@ -38,8 +38,9 @@ async def test_live_session_counts_update_in_place_and_k_kills_it(reviewing: Run
         try:
             await until(pilot, lambda: len(table(app).shown) == 1)
             (session_id,) = table(app).shown
-            row = table(app).get_row(session_id)
-            assert row[0] == "ci-bot" and row[1] == "ci-agents" and row[2] == "appdb" and row[10] == "active"
+            cell = lambda column: table(app).get_cell(session_id, column)  # noqa: E731
+            assert (cell("identity"), cell("groups"), cell("connection")) == ("ci-bot", "ci-agents", "appdb")
+            assert cell("state") == "active"
             statements_before = int(table(app).get_cell(session_id, "statements"))
             for _ in range(3):
                 await agent.execute("SELECT 1")  # simple protocol: one Query each
