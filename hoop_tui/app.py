@@ -74,18 +74,30 @@ class HoopApp(App[None]):
             self.exit(return_code=1)
             return
         self.control = control
-        self.call_later(self._install_screens, control)
+        render_mask: frozenset[str] = frozenset()
+        if self.recordings_dir is not None:
+            # The browser reads recording files itself: it masks what this operator's role may not see
+            # (the gateway masks session events it sends for the same role).
+            try:
+                render_mask = frozenset((await control.whoami()).get("render_mask") or ())
+            except ControlError as error:
+                self.failure = str(error)
+                self.exit(return_code=1)
+                return
+        self.call_later(self._install_screens, control, render_mask)
 
-    def _install_screens(self, control: ControlCalls) -> None:
+    def _install_screens(self, control: ControlCalls, render_mask: frozenset[str] = frozenset()) -> None:
         from hoop_tui.screens.approvals import ApprovalsScreen
         from hoop_tui.screens.sessions import SessionsScreen
 
         self.install_screen(ApprovalsScreen(control, self.clock), "approvals")
         self.install_screen(SessionsScreen(control, interval=self.sessions_interval), "sessions")
         if self.recordings_dir is not None:
+            from hoop_tui.screens.player import viewer_mask
             from hoop_tui.screens.recordings import RecordingsScreen
 
-            self.install_screen(RecordingsScreen(self.recordings_dir), "recordings")
+            screen = RecordingsScreen(self.recordings_dir, mask=viewer_mask(render_mask))
+            self.install_screen(screen, "recordings")
         self.push_screen(self.start_on)
 
     @on(Worker.StateChanged)

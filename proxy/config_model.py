@@ -58,6 +58,7 @@ class GatewaySettings:
     strict: bool = True
     admin_groups: tuple[str, ...] = ()  # control API: kill sessions, any grant, read recordings
     auditor_groups: tuple[str, ...] = ()  # control API: list sessions and read their recordings
+    auditor_mask: tuple[str, ...] = ()  # entities masked further for auditors who are not admins (at render)
 
     def __post_init__(self) -> None:
         if not self.control:

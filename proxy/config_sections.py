@@ -62,7 +62,7 @@ _GATEWAY_KEYS = (
     "state_dir", "recordings_dir", "store", "control", "postgres_listen", "ssh_listen", "workers",
     "gateway_id", "tls_cert", "tls_key", "ssh_host_key", "require_tls", "max_message_size",
     "recording_durability", "strict",
-    "admin_groups", "auditor_groups",
+    "admin_groups", "auditor_groups", "auditor_mask",
 )  # fmt: skip
 _IDENTITY_KEYS = ("issuer", "issuers", "audience", "groups_claim", "ca_file", "leeway", "expiry_grace")
 _ISSUER_KEYS = ("issuer", "audience", "groups_claim", "ca_file")
@@ -137,6 +137,7 @@ def _read_gateway(reader: ConfigReader, table: dict[str, Any]) -> GatewaySetting
         strict=reader.typed(table, where, "strict", bool, True),
         admin_groups=_read_role_groups(reader, table, where, "admin_groups"),
         auditor_groups=_read_role_groups(reader, table, where, "auditor_groups"),
+        auditor_mask=_read_auditor_mask(reader, table, where),
     )
 
 
@@ -148,6 +149,16 @@ def _read_role_groups(
         position = groups.index("*")
         raise reader.error((*where, name, position), "'*' would give everyone this role; name the groups")
     return groups
+
+
+def _read_auditor_mask(reader: ConfigReader, table: dict[str, Any], where: KeyPath) -> tuple[str, ...]:
+    from proxy.masking.entities import BUILTIN_ENTITIES
+
+    entities = reader.string_list(table, where, "auditor_mask", ())
+    for position, entity in enumerate(entities):
+        if entity not in BUILTIN_ENTITIES:
+            raise reader.error((*where, "auditor_mask", position), suggestion(entity, BUILTIN_ENTITIES))
+    return tuple(dict.fromkeys(entities))
 
 
 def _read_store(reader: ConfigReader, table: dict[str, Any], where: KeyPath) -> str:

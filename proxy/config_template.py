@@ -34,6 +34,7 @@ store = "sqlite"                   # or "postgresql://hoop@db-host/hoop" when se
 control = {control}   # control API for the console; or "tcp://127.0.0.1:7443"
 admin_groups = []                  # token groups that may kill sessions, grant access and read recordings
 auditor_groups = []                # token groups that may list sessions and read recordings
+auditor_mask = []                  # entities auditors (not admins) see masked further, e.g. ["phone"]
 postgres_listen = "127.0.0.1:15432"  # agents connect here with psql/asyncpg/psycopg; "off" disables
 ssh_listen = "127.0.0.1:2222"        # agents connect here with ssh; "off" disables
 # workers = 2                      # gateway processes sharing the listen ports

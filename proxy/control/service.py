@@ -20,6 +20,7 @@ from proxy.control.params import Params
 from proxy.control.roles import ADMIN, ANY_ROLE, APPROVER, AUDITOR, require, roles_for
 from proxy.control.session_events import open_session_events
 from proxy.control.streams import Watch, list_sessions, watch_approvals, watch_sessions
+from proxy.control.viewer_masking import EventMasker, masked_watch, viewer_entities
 from proxy.control.views import approval_view
 from proxy.identity.model import PUBLIC_REJECTION_MESSAGE, Identity, TokenRejected
 from proxy.store.base import APPROVAL_STATES, StoreError
@@ -99,7 +100,13 @@ class ControlService:
             "expires_at": identity.expires_at,
             "gateway": self.gateway.settings.gateway_id,
             "instance": self.gateway.instance_id,
+            # What this viewer sees masked beyond the recordings, for consoles reading recording files
+            # themselves; session events from this API come masked already.
+            "render_mask": sorted(self.render_mask(self.roles(identity))),
         }
+
+    def render_mask(self, roles: frozenset[str]) -> frozenset[str]:
+        return viewer_entities(roles, self.gateway.settings.auditor_mask)
 
     # -- dispatch -------------------------------------------------------------------------------------------
 
@@ -150,7 +157,9 @@ class ControlService:
         follow = params.flag("follow", True)
         params.done()
         require(roles, frozenset({AUDITOR, ADMIN}), "reading a session's events")
-        return await open_session_events(self.gateway, session_id, follow=follow)
+        watch = await open_session_events(self.gateway, session_id, follow=follow)
+        masker = EventMasker.for_entities(self.render_mask(roles))
+        return watch if masker is None else masked_watch(watch, masker)
 
     async def _sessions_kill(self, identity: Identity, roles: frozenset[str], params: Params) -> Any:
         session_id = params.text("session", max_length=64)
