@@ -70,6 +70,8 @@ class FakeControl(ControlCalls):
             return {**request, "state": state, "decider": "you", "justification": fields.get("reason")}
         if op == "sessions.kill":
             return {"id": fields["session"], "killed": True}
+        if op == "whoami":
+            return {"subject": "you", "groups": ["oncall"], "roles": ["approver"], "render_mask": []}
         raise ControlError(f"the fake control does not answer {op}")
 
     async def _open_stream(self, op: str, fields: dict[str, Any]) -> ControlStream:
