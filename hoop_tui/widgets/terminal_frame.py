@@ -2,52 +2,20 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, ClassVar
 
 from pyte.screens import wcwidth
-from rich.color import Color, ColorParseError
 from rich.segment import Segment
-from rich.style import Style
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from hoop_tui.widgets.base_style import CachedBaseStyle
 from hoop_tui.widgets.recording_index import Mask, no_mask
+from hoop_tui.widgets.terminal_style import Attributes, attributes_style
 from recordings.terminal import ScreenFrame
 
-# pyte's attributes of a run of cells: fg, bg, bold, italics, underscore, strikethrough, reverse.
-Attributes = tuple[str, str, bool, bool, bool, bool, bool]
 Row = tuple[tuple[str, Attributes | None], ...]  # runs of text and their attributes (None: plain)
-
-
-def _color(name: str) -> Color | None:
-    """pyte names a colour ("red", "brightred") or gives 6 hex digits (256-colour and true-colour)."""
-    if name == "default":
-        return None
-    if len(name) == 6 and all(char in "0123456789abcdefABCDEF" for char in name):
-        name = f"#{name}"
-    elif name.startswith("bright"):
-        name = f"bright_{name[6:]}"
-    try:
-        return Color.parse(name)
-    except ColorParseError:
-        return None
-
-
-@lru_cache(maxsize=1024)
-def attributes_style(attributes: Attributes) -> Style:
-    fg, bg, bold, italics, underscore, strikethrough, reverse = attributes
-    return Style(
-        color=_color(fg),
-        bgcolor=_color(bg),
-        bold=bold or None,
-        italic=italics or None,
-        underline=underscore or None,
-        strike=strikethrough or None,
-        reverse=reverse or None,
-    )
 
 
 def styled_row(frame: ScreenFrame, y: int, text: str) -> Row:

@@ -8,51 +8,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any
 
-from rich.color import Color, ColorParseError
 from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from hoop_tui.widgets.terminal_style import attributes_style
 from recordings import events as kinds
 from recordings.terminal import TerminalModel, apply_terminal_event
-
-PYTE_NAMES = {"brown": "yellow", "brightbrown": "bright_yellow"}
-
-
-@lru_cache(maxsize=512)
-def _color(name: str) -> Color | None:
-    if name == "default":
-        return None
-    name = PYTE_NAMES.get(name, name)
-    if name.startswith("bright") and not name.startswith("bright_"):
-        name = "bright_" + name[len("bright") :]
-    if len(name) == 6 and all(char in "0123456789abcdefABCDEF" for char in name):
-        name = "#" + name
-    try:
-        return Color.parse(name)
-    except ColorParseError:
-        return None
-
-
-@lru_cache(maxsize=1024)
-def _style(
-    fg: str, bg: str, bold: bool, italics: bool, underscore: bool, strike: bool, reverse: bool
-) -> Style:
-    return Style(
-        color=_color(fg),
-        bgcolor=_color(bg),
-        bold=bold or None,
-        italic=italics or None,
-        underline=underscore or None,
-        strike=strike or None,
-        reverse=reverse or None,
-    )
-
 
 CURSOR = Style(reverse=True)
 DRAW_INTERVAL = 0.05  # seconds: at most 20 pictures a second
@@ -116,14 +82,16 @@ class TerminalView(ScrollView):
                     text = char.data or ""
                     if not text:
                         continue  # the second column of a wide character
-                    style = _style(
-                        char.fg,
-                        char.bg,
-                        char.bold,
-                        char.italics,
-                        char.underscore,
-                        char.strikethrough,
-                        char.reverse,
+                    style = attributes_style(
+                        (
+                            char.fg,
+                            char.bg,
+                            char.bold,
+                            char.italics,
+                            char.underscore,
+                            char.strikethrough,
+                            char.reverse,
+                        )
                     )
                 if not frame.cursor_hidden and (x, y) == (frame.cursor_x, frame.cursor_y):
                     style = style + CURSOR

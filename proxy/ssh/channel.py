@@ -431,17 +431,22 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         self.counters.bytes_from_server += len(data)
         masker = self._maskers.get(stderr)
         if masker is not None:
-            data, counts = masker.feed(data)
-            if counts:
-                merge_counts(self._mask_counts, counts)
-            if self._screen_masker is not None and data:
-                data, counts = self._screen_masker.mask(data)
-                if counts:
-                    merge_counts(self._mask_counts, counts)
+            data = self._screen_pass(masker.feed(data))
             if masker.held and self._flush_timer is None:
                 self._flush_timer = asyncio.get_running_loop().call_later(self._idle_flush, self._flush_idle)
         if data:
             self._deliver(data, stderr)
+
+    def _screen_pass(self, masked: tuple[bytes, Counts]) -> bytes:
+        """Count what the line masker found, then give pty output its screen-level second reading."""
+        data, counts = masked
+        if counts:
+            merge_counts(self._mask_counts, counts)
+        if self._screen_masker is not None and data:
+            data, counts = self._screen_masker.mask(data)
+            if counts:
+                merge_counts(self._mask_counts, counts)
+        return data
 
     def _deliver(self, data: bytes, stderr: bool) -> None:
         chan = self._chan
@@ -479,13 +484,7 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
     def _flush_output(self) -> None:
         for stderr, masker in self._maskers.items():
             if masker.held:
-                data, counts = masker.flush()
-                if counts:
-                    merge_counts(self._mask_counts, counts)
-                if self._screen_masker is not None and data:
-                    data, counts = self._screen_masker.mask(data)
-                    if counts:
-                        merge_counts(self._mask_counts, counts)
+                data = self._screen_pass(masker.flush())
                 if data and self._chan is not None:
                     self._deliver(data, stderr)
 
