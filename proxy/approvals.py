@@ -92,8 +92,17 @@ class Approvals:
             state="pending",
             gateway_id=self.gateway_id,
         )
+        # Shielded: a client that goes away while the row is being written must not leave it pending for
+        # ever (an approver could then "approve" a statement that will never run); it is cancelled instead.
+        creating = asyncio.ensure_future(self.store.create_approval(request))
         try:
-            await self.store.create_approval(request)
+            await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(creating)
+                ending = self._finish(request_id, "cancelled", "client cancelled or disconnected")
+                await asyncio.shield(ending)
+            raise
         except StoreError as error:
             log.error("cannot create approval request %s: %s", request_id, error)
             message = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -99,8 +100,13 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> No
 
 
 def _one_line(text: str, limit: int = 60) -> str:
-    flat = " ".join(text.split())
+    # Control characters are shown, never sent: a statement carrying "\x1b[2K" must not rewrite the
+    # operator's terminal line into something else they then approve.
+    flat = " ".join(_CONTROL.sub(lambda match: repr(match.group())[1:-1], text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def utc_time(timestamp: float | None) -> str:

@@ -22,7 +22,7 @@ from proxy.masking.masker import Counts, Masker, merge_counts
 from proxy.masking.stream import StreamMasker
 from proxy.policy.engine import Decision
 from proxy.sessions import Session, new_session_id
-from proxy.ssh.commands import analyse_command
+from proxy.ssh.analysis_pool import analyse_off_loop
 from proxy.ssh.decide import SFTP, SHELL, allowed_by_name, decide_exec
 from proxy.ssh.terminal_mask import TerminalMasker
 from proxy.ssh.upstream import SshUpstreamError
@@ -129,6 +129,7 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         self._masker: Masker | None = link.masker
         self._binary = False
         self._screen_masker: TerminalMasker | None = None  # pty output: values split by cursor control
+        self._input_screen_masker: TerminalMasker | None = None  # typed input: erase characters applied
 
     # ------------------------------------------------------------------ requests from the agent
 
@@ -136,6 +137,8 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         self._chan = chan
 
     def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any) -> bool:
+        if self._request is not None:
+            return False  # after the exec/shell request: the decision, maskers and recording assumed none
         self._pty = (term_type or "xterm", term_size, dict(term_modes))
         return True
 
@@ -171,6 +174,11 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         return True
 
     def session_started(self) -> None:
+        # The session and its recording are opened here, synchronously: input the client sent together with
+        # its request is delivered right after this call, and must be recorded like any other.
+        link = self.link
+        if not link.refusal and self._request is not None and not self._open_session():
+            return
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
@@ -225,6 +233,7 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The agent went away (or the channel was closed): a held command is cancelled and never runs."""
+        self.link.channel_closed()
         if self._task is not None and not self._task.done():
             self._end_reason = "client disconnected"
             self._task.cancel()
@@ -260,13 +269,15 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
             self._fail("hoop: this channel asked for nothing the gateway can run", "no request")
             return
         what, argument = self._request
-        if not self._open_session():
-            return
         policy = link.policy
         assert policy is not None
+        if what == "exec" and not (argument or "").strip():
+            # asyncssh (and the SSH protocol) turn an empty exec into a shell: never let it pass as exec.
+            self._deny("hoop: an empty command line is refused; ask for an interactive shell instead")
+            return
         if what == "exec":
             assert argument is not None
-            decision, shown = self._decide_exec(argument)
+            decision, shown = await self._decide_exec(argument)
         elif what == "shell":
             decision = policy.decide(SHELL)
             shown = "(interactive shell)"
@@ -318,6 +329,7 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
             if self._pty is not None:
                 self._screen_masker = TerminalMasker(masker)
             self._input_masker = StreamMasker(masker)
+            self._input_screen_masker = TerminalMasker(masker)
         if self._pty is not None:
             self._idle_flush = IDLE_FLUSH_PTY
         return True
@@ -328,13 +340,13 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         width, height = self._pty[1][0], self._pty[1][1]
         return (width or 80, height or 24)
 
-    def _decide_exec(self, command: str) -> tuple[Decision, str]:
+    async def _decide_exec(self, command: str) -> tuple[Decision, str]:
         policy = self.link.policy
         assert policy is not None
         shown = self._mask_text(command)
         self.counters.statements += 1
         self._record("ssh.exec", shown)
-        analysis = analyse_command(command)
+        analysis = await analyse_off_loop(command)
         decision = decide_exec(policy, analysis)
         kind = decision.kind if decision.kind else "exec"
         self._note_decision(decision, shown, kind, analysis.reasons)
@@ -406,7 +418,18 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
             command = None
         else:
             command = argument if what == "exec" else None
-        upstream_chan, _ = await connection.create_session(lambda: _UpstreamSide(self), command, **options)
+        if what == "exec" and not command:
+            raise AssertionError("an exec without a command would open a shell upstream")
+        opening = asyncio.ensure_future(
+            connection.create_session(lambda: _UpstreamSide(self), command, **options)
+        )
+        try:
+            upstream_chan, _ = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # Ended (kill, disconnect) while the upstream was opening the channel: close it once it exists,
+            # or an approved command would run on with nobody watching.
+            opening.add_done_callback(_close_opened_channel)
+            raise
         if self._finished:
             upstream_chan.close()
             return
@@ -609,6 +632,10 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         data, counts = masked
         if counts:
             merge_counts(self._mask_counts, counts)
+        if self._input_screen_masker is not None and data:
+            data, counts = self._input_screen_masker.mask(data)
+            if counts:
+                merge_counts(self._mask_counts, counts)
         if data:
             self._record("ssh.input", data)
 
@@ -620,6 +647,11 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         if counts:
             merge_counts(self._mask_counts, counts)
         return masked
+
+
+def _close_opened_channel(opening: asyncio.Future[Any]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result()[0].close()
 
 
 def what_word(what: str) -> str:

@@ -25,8 +25,8 @@ __all__ = ["MAX_CODE_DEPTH", "CommandAnalysis", "analyse_command"]
 
 MAX_CODE_DEPTH = 8  # shell code inside shell code (sh -c "sh -c ..."); deeper is opaque
 # bashlex costs about 20 µs per character, so both the line and the total parsing are bounded.
-_MAX_TEXT = 16 * 1024  # longer command lines are not parsed at all: opaque
-_MAX_PARSED_CHARACTERS = 32 * 1024  # all bashlex runs of one line, nested code and scans included
+_MAX_TEXT = 4 * 1024  # longer command lines are not parsed at all: opaque
+_MAX_PARSED_CHARACTERS = 8 * 1024  # all bashlex runs of one line, nested code and scans included
 _MAX_PARSES = 256  # bashlex runs per line, however short each is
 _MAX_NODE_NESTING = 120  # syntax-tree depth (subshells in substitutions in ...); deeper is opaque
 _MAX_WRAPPERS = 32  # sudo env nice sudo ...: one command wrapped this many times is opaque

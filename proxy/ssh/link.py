@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from proxy.policy.engine import SessionPolicy
 
 log = logging.getLogger("hoop.ssh")
+
+# Session channels one agent connection may have open at once (OpenSSH's MaxSessions default): each is a
+# decision, a possible approval request and an open recording.
+MAX_CHANNELS = 10
 
 
 @dataclass(eq=False)
@@ -37,20 +42,39 @@ class SshLink:
     target: SshUpstreamTarget | None = None
     refusal: str = ""
     masker: Masker | None = None  # the policy's masker, shared by the channels; None when nothing is masked
+    open_channels: int = 0
     _upstream: asyncio.Task[asyncssh.SSHClientConnection] | None = field(default=None, repr=False)
     _closed: bool = False
+
+    def channel_opened(self) -> bool:
+        """Count a new session channel; False when this connection already has MAX_CHANNELS open."""
+        if self.open_channels >= MAX_CHANNELS:
+            return False
+        self.open_channels += 1
+        return True
+
+    def channel_closed(self) -> None:
+        self.open_channels = max(0, self.open_channels - 1)
+
+    def expired(self) -> bool:
+        """The token's deadline (plus the configured grace) has passed."""
+        grace = self.gateway.config.identity.expiry_grace_seconds
+        return time.time() > self.identity.expires_at + grace
 
     async def upstream(self) -> asyncssh.SSHClientConnection:
         """The upstream login, made once and shared by the channels of this connection.
 
-        Raises SshUpstreamError (a message for the agent). A failed login is not cached: the next channel
-        tries again.
+        Raises SshUpstreamError (a message for the agent). A failed or dropped login is not reused: the next
+        channel logs in again.
         """
         if self._closed:
             raise SshUpstreamError("the connection is closing")
         assert self.target is not None
         task = self._upstream
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+        # A failed login is not kept, and neither is one the upstream has since dropped.
+        if task is None or (
+            task.done() and (task.cancelled() or task.exception() is not None or task.result().is_closed())
+        ):
             task = asyncio.get_running_loop().create_task(connect_ssh_upstream(self.target))
             self._upstream = task
         try:

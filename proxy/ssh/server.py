@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("hoop.ssh")
 
 TOKEN_PROMPT = "hoop token: "
-LOGIN_TIMEOUT = 60.0  # seconds a client has to authenticate
+LOGIN_TIMEOUT = 30.0  # seconds a client has to authenticate
+MAX_UNAUTHENTICATED = 64  # connections still logging in at once; more are dropped at once
+EXPIRY_CLOSE_DELAY = 1.0  # after the token's end: the channels' own expiry messages go first
 # A token is a JWT: anything longer is not one, and is not worth verifying.
 MAX_TOKEN_LENGTH = 16 * 1024
 
@@ -36,17 +39,37 @@ class _AgentConnection(asyncssh.SSHServer):
         self._conn: asyncssh.SSHServerConnection | None = None
         self._client_address = ""
         self.link: SshLink | None = None
+        self._expiry: asyncio.TimerHandle | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         peer = conn.get_extra_info("peername")
         self._client_address = f"{peer[0]}:{peer[1]}" if peer else "unknown"
         self._listener.connections.add(self)
+        unauthenticated = sum(1 for connection in self._listener.connections if connection.link is None)
+        if unauthenticated > MAX_UNAUTHENTICATED:
+            # Like OpenSSH's MaxStartups: logins that never finish cannot pile up without bound.
+            log.warning(
+                "ssh: %d connections have not logged in; refusing %s", unauthenticated, self._client_address
+            )
+            conn.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._listener.connections.discard(self)
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self.link is not None:
             self.link.close()
+
+    def auth_completed(self) -> None:
+        """The whole connection (forwarded tunnels included) ends when the token does; its channels say why
+        themselves a moment before (each has its own expiry timer)."""
+        link = self.link
+        if link is None or self._conn is None:
+            return
+        grace = self._gateway.config.identity.expiry_grace_seconds
+        delay = max(0.0, link.identity.expires_at + grace - time.time()) + EXPIRY_CLOSE_DELAY
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._conn.close)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -127,14 +150,15 @@ class _AgentConnection(asyncssh.SSHServer):
     # ---------------------------------------------------------------- channels
 
     def session_requested(self) -> ChannelRelay | bool:
-        if self.link is None:
-            return False
-        return ChannelRelay(self.link)
+        link = self.link
+        if link is None or not link.channel_opened():
+            return False  # OpenSSH says "open failed": this connection already has MAX_CHANNELS open
+        return ChannelRelay(link)
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> Any:
         """`ssh -L` / `-W`: through the upstream host, only when the policy allows port_forward by name."""
         link = self.link
-        if link is None or link.policy is None:
+        if link is None or link.policy is None or link.expired():
             return False
         allowed, decision = allowed_by_name(link.policy, PORT_FORWARD)
         self._gateway.audit(

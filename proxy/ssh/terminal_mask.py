@@ -14,8 +14,9 @@ import re
 
 from proxy.masking.masker import Counts, Masker
 
-# A line needs the second reading only when it moves the cursor: ESC, backspace, or CR not before LF.
-_CURSOR_CONTROL = re.compile(rb"\x1b|\x08|\r(?!\n|$)")
+# A line needs the second reading only when it moves the cursor or erases: ESC, backspace, DEL (what a
+# terminal's erase key sends in typed input), or CR not before LF.
+_CURSOR_CONTROL = re.compile(rb"\x1b|\x08|\x7f|\r(?!\n|$)")
 _CSI_FINAL = re.compile(r"[@-~]")
 _ESCAPE_MAX = 64  # a longer "sequence" is garbage; stop skipping
 
@@ -54,7 +55,7 @@ def visible_text(line: str) -> tuple[str, list[int]]:
             after_return = index + 1 < length and line[index + 1] != "\n"
             index += 1
             continue
-        if char == "\x08":
+        if char in "\x08\x7f":  # backspace and DEL: the line editor erases the character before
             if chars:
                 chars.pop()
                 where.pop()

@@ -1,7 +1,8 @@
 """Security review of the SSH data path (issue 8): requests OpenSSH never sends, races, masking, exhaustion.
 
-Each finding is a test marked `xfail(strict=True)`: it fails on the code it was written against and turns
-into a failure (XPASS) once fixed, so the mark must then be removed. Every other test is an attack that held.
+Each finding was written as a test marked `xfail(strict=True)` that failed on the code it was written
+against; the fixed ones are plain tests now (a comment names the finding). F7 (a forwarded tunnel is not a
+session) is still open. Every other test is an attack that held.
 
 Some attacks need requests the asyncssh client API never sends (an empty exec, a pty after exec, a second
 exec on one channel, data pipelined with the request): `RawChannel` speaks the channel protocol through
@@ -283,12 +284,7 @@ def apply_erase(typed: bytes) -> bytes:
 # ================================================================================================ findings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F1 critical: an empty exec line is judged by the `exec` kind alone (decide.py:43) and "
-    "channel.py:408 hands '' to asyncssh's create_session, which sends a *shell* request for a falsy "
-    "command: the agent gets an upstream shell, no shell decision, and types denied commands into it",
-)
+# Review finding F1, fixed (was critical).
 async def test_an_empty_exec_command_never_becomes_a_shell_on_the_upstream(
     gateway: SshGateway, target: SshTarget
 ) -> None:
@@ -301,12 +297,7 @@ async def test_an_empty_exec_command_never_becomes_a_shell_on_the_upstream(
     assert victim.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F2 medium: input that arrives with the exec request (OpenSSH pipelines stdin) reaches "
-    "data_received before the _run task opened the recorder (channel.py:176-178, 594-595): the upstream "
-    "gets it, the recording never shows it",
-)
+# Review finding F2, fixed (was medium).
 async def test_input_sent_together_with_the_exec_request_is_recorded(gateway: SshGateway) -> None:
     command = "tr a-z A-Z # review-pipelined-input"
     async with agent(gateway) as conn:
@@ -329,12 +320,7 @@ async def test_input_sent_together_with_the_exec_request_is_recorded(gateway: Ss
     assert typed == b"typed along with the request\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F3 low: asyncssh accepts a pty-req after the session started and ChannelRelay.pty_requested "
-    "(channel.py:138) always says yes; _open_upstream (channel.py:403) then gives the upstream a pty the "
-    "session was not set up for (no screen-level masker, recording header pty=false)",
-)
+# Review finding F3, fixed (was low).
 async def test_a_pty_asked_for_while_the_command_is_held_does_not_reach_the_upstream(
     gateway: SshGateway,
 ) -> None:
@@ -351,12 +337,7 @@ async def test_a_pty_asked_for_while_the_command_is_held_does_not_reach_the_upst
     assert b"/dev/pts" not in session.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F4 medium: nothing bounds the session channels of one connection (server.py:129 returns a "
-    "ChannelRelay for every one; asyncssh has no MaxSessions): one agent floods the approval queue and "
-    "opens a recording file per channel (file descriptors, disk) for every other session",
-)
+# Review finding F4, fixed (was medium).
 async def test_one_connection_cannot_open_an_unbounded_number_of_held_channels(gateway: SshGateway) -> None:
     attempts = 64
     accepted = 0
@@ -374,12 +355,7 @@ async def test_one_connection_cannot_open_an_unbounded_number_of_held_channels(g
     assert len(flood) < attempts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F5 medium: bashlex analysis runs on the gateway's event loop (channel.py:337) and lines over "
-    "2 KiB are not cached: a 16 KiB line costs ~0.6 s of loop time per channel, stalling every other "
-    "SSH and Postgres session of the process",
-)
+# Review finding F5, fixed (was medium).
 async def test_a_long_command_line_does_not_stall_the_gateway_for_everyone(gateway: SshGateway) -> None:
     line = "ls;" * 5300 + "rm"  # under the 16 KiB cap, so it is parsed; then denied for its `rm`
     probe = asyncio.run_coroutine_threadsafe(loop_lag(4.0), gateway.thread.loop)  # type: ignore[attr-defined]
@@ -391,12 +367,7 @@ async def test_a_long_command_line_does_not_stall_the_gateway_for_everyone(gatew
     assert worst < 0.25, f"the gateway's loop stalled for {worst:.2f} s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F6 medium: connection_requested (server.py:134) never looks at the token's expiry and a "
-    "forwarded connection is no session (no schedule_expiry): tunnels outlive the token and new ones "
-    "open after it expired",
-)
+# Review finding F6, fixed (was medium).
 async def test_a_tunnel_neither_outlives_the_token_nor_opens_after_it(
     forward_gateway: SshGateway, target: SshTarget
 ) -> None:
@@ -433,12 +404,7 @@ async def test_a_tunnel_is_a_session_an_operator_can_see(
     assert "ssh" in listed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F8 low: typed input is masked as raw bytes (channel.py:602); a value edited with DEL/backspace "
-    "(dave@exaX<DEL>mple.net) is no match there, so the recording keeps it, readable once the erase is "
-    "applied, while the terminal (and so the upstream) saw the whole address",
-)
+# Review finding F8, fixed (was low).
 async def test_typed_input_edited_with_backspace_is_masked_in_the_recording(gateway: SshGateway) -> None:
     command = "head -n 1 # review-typed-erase"
     async with agent(gateway) as conn:
@@ -467,12 +433,7 @@ async def _drop_upstream_logins(gateway: SshGateway) -> int:
     return dropped
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F9 low (availability): SshLink.upstream (link.py:53) re-dials only when the cached task failed; "
-    "a login that was made and later dropped stays cached, so every later channel of that agent "
-    "connection fails until the agent reconnects",
-)
+# Review finding F9, fixed (was low (availability)).
 async def test_a_dropped_upstream_login_is_made_again_for_the_next_channel(gateway: SshGateway) -> None:
     async with agent(gateway) as conn:
         first = await conn.run("echo first-channel", encoding=None, timeout=20)
@@ -483,12 +444,7 @@ async def test_a_dropped_upstream_login_is_made_again_for_the_next_channel(gatew
     assert second.stdout == b"second-channel\n", second.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F10 low: nothing bounds connections that have not logged in (server.py:204, only a 60 s "
-    "login_timeout; no MaxStartups): idle half-open logins hold a socket each for a minute, and enough "
-    "of them exhaust the process's file descriptors for every session",
-)
+# Review finding F10, fixed (was low).
 def test_connections_that_never_log_in_are_bounded(gateway: SshGateway) -> None:
     idle: list[socket.socket] = []
     try:
@@ -919,13 +875,7 @@ async def _kill_as_soon_as_listed(gateway: SshGateway, marker: str) -> str:
     raise AssertionError("the session was never listed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F11 low: a kill (or disconnect) while Approvals.hold awaits store.create_approval "
-    "(approvals.py:96, before its try block) cancels the task but the row is written anyway and is "
-    "never finished: a request for a session that is gone stays pending, and an approver can still "
-    "'approve' a command that will never run",
-)
+# Review finding F11, fixed (was low).
 async def test_a_kill_before_the_request_is_stored_leaves_no_pending_request(gateway: SshGateway) -> None:
     # The kill races the store's writer thread: repeated, so the window is hit on almost every run.
     stranded: list[ApprovalRecord] = []
@@ -947,13 +897,7 @@ async def test_a_kill_before_the_request_is_stored_leaves_no_pending_request(gat
     assert not stranded, "a request of a killed session is still pending"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F12 medium: the exec line goes into the approval request with its control characters "
-    "(channel.py:334 masks but does not neutralise them) and `hoop-tui approvals list` prints it raw "
-    "(control_cli.py _one_line splits on whitespace only): an agent's ESC sequences rewrite what the "
-    "approver's terminal shows for the command they are asked to approve",
-)
+# Review finding F12, fixed (was medium).
 async def test_escape_sequences_in_a_held_command_never_reach_the_approvers_terminal(
     gateway: SshGateway, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
