@@ -23,8 +23,9 @@ Field shapes (all values are already masked by the storage policy when they reac
 - ``ssh.input``     data: bytes
 - ``ssh.resize``    cols: int, rows: int
 - ``ssh.exit``      status: int
-- ``ssh.transfer``  {sent, received} -- byte counts of a binary subsystem channel (sftp), whose payload is
-                    not recorded
+- ``ssh.transfer``  {sent, received} -- byte counts of a binary subsystem channel (sftp) or a forwarded
+                    tunnel, whose payload is not recorded
+- ``ssh.forward``   {destination} -- a forwarded TCP connection ("host:port"), opened by the upstream host
 - ``policy.decision``     {statement, kind, decision: "allow"|"deny"|"review", rule, flags}
 - ``approval.requested``  {id, statement, kind, rule, requester, expires_at}
 - ``approval.decided``    {id, state: "approved"|"denied"|"expired"|"cancelled", decider, reason, decided_at}
@@ -51,6 +52,7 @@ SSH_INPUT = "ssh.input"
 SSH_RESIZE = "ssh.resize"
 SSH_EXIT = "ssh.exit"
 SSH_TRANSFER = "ssh.transfer"
+SSH_FORWARD = "ssh.forward"
 POLICY_DECISION = "policy.decision"
 APPROVAL_REQUESTED = "approval.requested"
 APPROVAL_DECIDED = "approval.decided"
@@ -77,6 +79,7 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
     SSH_RESIZE: ("cols", "rows"),
     SSH_EXIT: ("status",),
     SSH_TRANSFER: ("transfer",),
+    SSH_FORWARD: ("forward",),
     POLICY_DECISION: ("policy",),
     APPROVAL_REQUESTED: ("approval",),
     APPROVAL_DECIDED: ("approval",),

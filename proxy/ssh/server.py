@@ -15,7 +15,8 @@ from proxy.ssh.channel import ChannelRelay
 from proxy.ssh.decide import PORT_FORWARD, allowed_by_name
 from proxy.ssh.host_key import load_or_create_host_key
 from proxy.ssh.link import SshLink
-from proxy.ssh.upstream import SshUpstreamTarget
+from proxy.ssh.tunnel import Tunnel
+from proxy.ssh.upstream import SshUpstreamError, SshUpstreamTarget
 
 if TYPE_CHECKING:
     from proxy.gateway import Gateway
@@ -176,14 +177,18 @@ class _AgentConnection(asyncssh.SSHServer):
             raise asyncssh.ChannelOpenError(
                 asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "hoop: port forwarding is not allowed by policy"
             )
-        return self._forward_through_upstream(link, dest_host, dest_port)
+        return self._forward_through_upstream(link, dest_host, dest_port, orig_host, orig_port)
 
-    async def _forward_through_upstream(self, link: SshLink, dest_host: str, dest_port: int) -> Any:
+    async def _forward_through_upstream(
+        self, link: SshLink, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> Any:
         # The connection is opened by the upstream host (a direct-tcpip channel of the gateway's login),
         # never by the gateway itself: the gateway's own network stays out of reach.
-        upstream = await link.upstream()
-        assert self._conn is not None
-        return await self._conn.forward_tunneled_connection(upstream, dest_host, dest_port)
+        tunnel = Tunnel(link, f"{dest_host}:{dest_port}")
+        try:
+            return await tunnel.open(dest_host, dest_port, orig_host, orig_port)
+        except SshUpstreamError as error:
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, f"hoop: {error}") from None
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
         """`ssh -R`: a listener on the gateway would be a door into the gateway's network. Always refused."""

@@ -1,8 +1,7 @@
 """Security review of the SSH data path (issue 8): requests OpenSSH never sends, races, masking, exhaustion.
 
 Each finding was written as a test marked `xfail(strict=True)` that failed on the code it was written
-against; the fixed ones are plain tests now (a comment names the finding). F7 (a forwarded tunnel is not a
-session) is still open. Every other test is an attack that held.
+against; all are fixed and plain tests now (a comment names the finding). Every other test is an attack that held.
 
 Some attacks need requests the asyncssh client API never sends (an empty exec, a pty after exec, a second
 exec on one channel, data pipelined with the request): `RawChannel` speaks the channel protocol through
@@ -388,11 +387,7 @@ async def test_a_tunnel_neither_outlives_the_token_nor_opens_after_it(
     assert not new_banner.startswith(b"SSH-"), "a tunnel opened after the token expired"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F7 medium: a forwarded connection is not a session (server.py:157): it is not in the sessions "
-    "list, so no operator sees or kills it, and nothing of it is recorded or audited beyond its opening",
-)
+# Review finding F7, fixed (was medium).
 async def test_a_tunnel_is_a_session_an_operator_can_see(
     forward_gateway: SshGateway, target: SshTarget
 ) -> None:

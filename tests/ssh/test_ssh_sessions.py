@@ -142,3 +142,29 @@ async def test_sftp_is_refused_when_no_list_allows_it(tmp_path: Path, target: Ss
                     pass
     finally:
         await asyncio.to_thread(running.stop)
+
+
+FORWARD_POLICY = SSH_POLICY.replace('allow = ["exec"]', 'allow = ["exec", "port_forward"]')
+
+
+async def test_a_tunnel_is_a_session_an_operator_can_kill_and_it_is_recorded(
+    tmp_path: Path, target: SshTarget
+):
+    running = await asyncio.to_thread(start_ssh_gateway, tmp_path, target, FORWARD_POLICY)
+    try:
+        async with connect(running, running.token()) as conn:
+            reader, writer = await conn.open_connection(target.host, target.port)
+            banner = await asyncio.wait_for(reader.readline(), 10)
+            assert banner.startswith(b"SSH-2.0-OpenSSH") or banner.startswith(b"SSH-2.0-")
+            (session,) = running.gateway.sessions.list()
+            assert session.protocol == "ssh" and session.summary()["bytes"] >= len(banner)
+            assert await asyncio.to_thread(running.thread.call, _kill(running, session.id))  # type: ignore[attr-defined]
+            assert await asyncio.wait_for(reader.read(), 10) == b"", "the kill closed the tunnel"
+            writer.close()
+        events = await asyncio.to_thread(_recorded_events, running)
+        kinds = {event[1]: event for event in events}
+        assert kinds["ssh.forward"][2] == {"destination": f"{target.host}:{target.port}"}
+        assert kinds["ssh.transfer"][2]["received"] >= len(banner)
+        assert "ssh.output" not in kinds, "a tunnel's payload is not recorded"
+    finally:
+        await asyncio.to_thread(running.stop)
