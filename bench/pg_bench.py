@@ -60,6 +60,9 @@ class PgbenchResult:
     vs_direct: float | None = None
     vs_pgbouncer: float | None = None
     error: str | None = None
+    # CPU time of the proxy's processes (all threads, user + system) per transaction, and its user part.
+    proxy_cpu_us: float | None = None
+    proxy_user_us: float | None = None
 
 
 @dataclass
@@ -69,6 +72,7 @@ class BulkRun:
     rows_per_s: float | None = None
     vs_direct: float | None = None
     error: str | None = None
+    proxy_cpu_us_per_row: float | None = None
 
 
 @dataclass
@@ -384,13 +388,19 @@ def text_report(report: dict[str, Any]) -> str:
     lines = [
         f"pgbench -S -n -M {settings['query_mode']} -c {settings['clients']} -j {settings['threads']} "
         f"-T {settings['duration']}  (scale {settings['scale']}, {WARMUP_SECONDS}s warm-up each, TLS off)",
-        f"{'target':<14}{'TPS':>12}{'vs direct':>11}{'vs pgbouncer':>14}{'latency ms':>12}{'failed':>8}",
+        f"{'target':<14}{'TPS':>12}{'vs direct':>11}{'vs pgbouncer':>14}{'latency ms':>12}{'failed':>8}"
+        f"{'proxy CPU us/txn (user)':>26}",
     ]
     for row in report["pgbench"]:
+        cpu = (
+            f"{fmt_number(row['proxy_cpu_us'], 1)} ({fmt_number(row['proxy_user_us'], 1)})"
+            if row["proxy_cpu_us"] is not None
+            else ""
+        )
         lines.append(
             f"{row['target']:<14}{fmt_number(row['tps'], 1):>12}{fmt_ratio(row['vs_direct']):>11}"
             f"{fmt_ratio(row['vs_pgbouncer']):>14}{fmt_number(row['latency_ms'], 3):>12}"
-            f"{fmt_number(row['failed']):>8}"
+            f"{fmt_number(row['failed']):>8}{cpu:>26}"
         )
         if row["error"]:
             lines.append(f"    error: {row['error']}")
@@ -400,13 +410,16 @@ def text_report(report: dict[str, Any]) -> str:
             f"bulk: {settings['bulk_rows']:,} rows streamed by psql to /dev/null, best of "
             f"{settings['bulk_repeat']} (SELECT g, md5(g::text), 'user'||g||'@example.com' ...; "
             "and COPY (same) TO STDOUT via \\copy)",
-            f"{'target':<14}{'SELECT rows/s':>15}{'vs direct':>11}{'COPY rows/s':>15}{'vs direct':>11}",
+            f"{'target':<14}{'SELECT rows/s':>15}{'vs direct':>11}{'COPY rows/s':>15}{'vs direct':>11}"
+            f"{'proxy CPU us/row SELECT, COPY':>32}",
         ]
         for row in report["bulk"]:
             select, copy = row["select"], row["copy"]
+            per_row = (select["proxy_cpu_us_per_row"], copy["proxy_cpu_us_per_row"])
+            cpu = "" if per_row == (None, None) else ", ".join(fmt_number(value, 2) for value in per_row)
             lines.append(
                 f"{row['target']:<14}{fmt_number(select['rows_per_s']):>15}{fmt_ratio(select['vs_direct']):>11}"
-                f"{fmt_number(copy['rows_per_s']):>15}{fmt_ratio(copy['vs_direct']):>11}"
+                f"{fmt_number(copy['rows_per_s']):>15}{fmt_ratio(copy['vs_direct']):>11}{cpu:>32}"
             )
             for label, run in (("SELECT", select), ("COPY", copy)):
                 if run["error"]:
@@ -450,7 +463,59 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")  # unwinds through the cleanup, like Ctrl-C
 
 
-def measure_tps(pgbench: str, targets: list[Endpoint], args: argparse.Namespace) -> list[PgbenchResult]:
+# ---------------------------------------------------------------------------------------------- proxy CPU
+#
+# Ratios of throughput move with whatever else runs on the machine; the CPU time a proxy spends per
+# transaction (or per row) moves much less, and it is what a proxy takes from PostgreSQL on a small machine.
+# Read from /proc (Linux); elsewhere the figures are left out.
+
+
+def session_pids(marker: str) -> list[int]:
+    """Every process in the sessions of the processes whose command line names `marker` (a proxy started by
+    the cluster is a session leader; its workers share its session)."""
+    proc = Path("/proc")
+    sessions: set[int] = set()
+    stats: dict[int, list[str]] = {}
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        stats[int(entry.name)] = stat
+        if marker.encode() in cmdline:
+            sessions.add(int(stat[3]))  # field 6 of /proc/<pid>/stat: the session id
+    return [pid for pid, stat in stats.items() if int(stat[3]) in sessions]
+
+
+def cpu_seconds(pids: list[int]) -> tuple[float, float] | None:
+    """(user, system) CPU seconds used so far by `pids`, all their threads included; None without /proc."""
+    if not pids:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    user = system = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(stat[11])
+        system += int(stat[12])
+    return user / ticks, system / ticks
+
+
+def cpu_since(pids: list[int], before: tuple[float, float] | None) -> tuple[float, float] | None:
+    after = cpu_seconds(pids)
+    if before is None or after is None:
+        return None
+    return after[0] - before[0], after[1] - before[1]
+
+
+def measure_tps(
+    pgbench: str, targets: list[Endpoint], args: argparse.Namespace, cpu_markers: dict[str, str]
+) -> list[PgbenchResult]:
     results = []
     for endpoint in targets:
         progress(f"pgbench {endpoint.name}: {WARMUP_SECONDS}s warm-up, then {args.duration}s")
@@ -458,7 +523,14 @@ def measure_tps(pgbench: str, targets: list[Endpoint], args: argparse.Namespace)
         if warmup.tps is None:  # it could not run at all: the measured run would only repeat that
             result = PgbenchResult(endpoint.name, error=f"warm-up: {warmup.error}")
         else:
+            marker = cpu_markers.get(endpoint.name)
+            pids = session_pids(marker) if marker else []
+            before = cpu_seconds(pids)
             result = run_pgbench(pgbench, endpoint, args, args.duration)
+            used = cpu_since(pids, before)
+            if used is not None and result.transactions:
+                result.proxy_cpu_us = (used[0] + used[1]) / result.transactions * 1e6
+                result.proxy_user_us = used[0] / result.transactions * 1e6
             if result.error is None and warmup.error is not None:
                 result.error = f"warm-up: {warmup.error}"
         progress(f"  tps {fmt_number(result.tps, 1)}" + (f"  ERROR {result.error}" if result.error else ""))
@@ -466,7 +538,9 @@ def measure_tps(pgbench: str, targets: list[Endpoint], args: argparse.Namespace)
     return results
 
 
-def measure_bulk(psql: str, targets: list[Endpoint], rows: int, repeats: int) -> list[BulkResult]:
+def measure_bulk(
+    psql: str, targets: list[Endpoint], rows: int, repeats: int, cpu_markers: dict[str, str]
+) -> list[BulkResult]:
     """Each target's best of `repeats` runs; rounds go through every target in turn, so a burst of other
     work on the machine lands on one run of each rather than on every run of one target."""
     select_sql, copy_command = bulk_select_sql(rows), bulk_copy_command(rows)
@@ -475,10 +549,18 @@ def measure_bulk(psql: str, targets: list[Endpoint], rows: int, repeats: int) ->
         for endpoint in targets:
             progress(f"bulk {endpoint.name}: SELECT and COPY of {rows:,} rows ({round_number}/{repeats})")
             result = results[endpoint.name]
-            result.select = better(
-                result.select, checked(run_bulk(psql, endpoint, select_sql), rows, "SELECT")
-            )
-            result.copy = better(result.copy, checked(run_bulk(psql, endpoint, copy_command), rows, "COPY"))
+            marker = cpu_markers.get(endpoint.name)
+            pids = session_pids(marker) if marker else []
+            runs = []
+            for command, label in ((select_sql, "SELECT"), (copy_command, "COPY")):
+                before = cpu_seconds(pids)
+                run = checked(run_bulk(psql, endpoint, command), rows, label)
+                used = cpu_since(pids, before)
+                if used is not None and run.error is None and run.rows:
+                    run.proxy_cpu_us_per_row = (used[0] + used[1]) / run.rows * 1e6
+                runs.append(run)
+            result.select = better(result.select, runs[0])
+            result.copy = better(result.copy, runs[1])
     return list(results.values())
 
 
@@ -550,15 +632,22 @@ def run(args: argparse.Namespace) -> int:
                 return 1
         targets += [handle.endpoint for handle in gateways]
 
-        tps_results = measure_tps(pgbench, targets, args)
+        # What names each proxy's processes on their command lines, for their CPU time.
+        cpu_markers = {handle.endpoint.name: str(handle.directory / "hoop.toml") for handle in gateways}
+        cpu_markers["pgbouncer"] = str(cluster.root / "pgbouncer" / "pgbouncer.ini")
+        tps_results = measure_tps(pgbench, targets, args, cpu_markers)
         # Bulk also runs through each gateway with masking off (same upstream, a policy without `mask`).
         unmasked = [
             dataclasses.replace(h.endpoint, name=f"{h.endpoint.name} unmasked", database=UNMASKED_CONNECTION)
             for h in gateways
         ]
         bulk_targets = targets + unmasked
+        for handle, endpoint in zip(gateways, unmasked, strict=True):
+            cpu_markers[endpoint.name] = cpu_markers[handle.endpoint.name]
         bulk_results = (
-            [] if args.skip_bulk else measure_bulk(psql, bulk_targets, args.bulk_rows, args.bulk_repeat)
+            []
+            if args.skip_bulk
+            else measure_bulk(psql, bulk_targets, args.bulk_rows, args.bulk_repeat, cpu_markers)
         )
         facts = [gateway_facts(handle, masking_active(psql, handle.endpoint)) for handle in gateways]
         failed_targets = failed_target_names(tps_results, bulk_results)

@@ -14,6 +14,20 @@ from typing import Any
 
 log = logging.getLogger("hoop.audit")
 
+# json.dumps with these options would build a new encoder for every line.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_HEAD_KEYS = frozenset({"at", "gateway"})
+
+
+def _context_head(gateway: str, context: dict[str, Any] | None) -> tuple[str, frozenset[str]] | None:
+    """The JSON of `"gateway": ..., <context keys>,` (after "at", before the record's keys) and the keys it
+    holds; None when a context key would reorder the merged line (it shadows "at" or "gateway")."""
+    context = context or {}
+    if not _HEAD_KEYS.isdisjoint(context):
+        return None
+    head = _ENCODE({"gateway": gateway, **context})
+    return head[1:-1] + ",", frozenset(context) | _HEAD_KEYS
+
 
 class AuditLog:
     """Append-only JSONL files `<dir>/audit-<UTC date>-<gateway>-<pid>.jsonl`; `append` never touches disk.
@@ -77,9 +91,23 @@ class AuditLog:
 
     def _write(self, batch: list[tuple[float, dict[str, Any] | None, dict[str, Any]]]) -> None:
         lines = []
+        gateway = self.gateway_id
+        # A session's records share one context object: its JSON is made once per batch. (The batch holds
+        # each context, so an id cannot be reused by another object while this runs.)
+        heads: dict[int, tuple[str, frozenset[str]] | None] = {}
         for at, context, record in batch:
-            merged = {"at": at, "gateway": self.gateway_id, **(context or {}), **record}
-            lines.append(json.dumps(merged, separators=(",", ":"), default=str) + "\n")
+            key = id(context)
+            if key not in heads:
+                heads[key] = _context_head(gateway, context)
+            head = heads[key]
+            if head is None or not record or not head[1].isdisjoint(record):
+                merged = {"at": at, "gateway": gateway, **(context or {}), **record}
+                lines.append(_ENCODE(merged) + "\n")
+                continue
+            # The same line json.dumps makes of the merged dict, built from parts: a float is written
+            # as its repr, and the record's own keys come after the context's.
+            body = _ENCODE(record)
+            lines.append(f'{{"at":{at!r},{head[0]}{body[1:]}\n')
         text = "".join(lines)
         with self.current_path().open("a", encoding="utf-8") as handle:
             handle.write(text)

@@ -45,8 +45,13 @@ def unescape_field(raw: bytes) -> bytes:
     return _ESCAPE.sub(_unescape_one, raw)
 
 
+_NEEDS_ESCAPE = re.compile(rb"[\\\n\r\t\b\f\v]")
+
+
 def escape_field(value: bytes) -> bytes:
     """A value written as a COPY text field."""
+    if _NEEDS_ESCAPE.search(value) is None:  # the usual case, decided by one scan
+        return value
     for plain, escaped in _TO_ESCAPE:
         if plain in value:
             value = value.replace(plain, escaped)

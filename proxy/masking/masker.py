@@ -60,6 +60,10 @@ class Masker:
         self._tokens: dict[str, str] = {}
         # Custom rules could match inside an address: the whole-address shortcut is only taken without any.
         self._whole_email = EMAIL in self._entities and not rules
+        # A redacted address does not depend on the address: its bytes are computed once.
+        self._redacted_email: bytes | None = (
+            self.replacement(EMAIL, "").encode("ascii") if self.strategy_for(EMAIL).kind == "redact" else None
+        )
 
     @property
     def enabled(self) -> bool:
@@ -69,6 +73,10 @@ class Masker:
     @property
     def entities(self) -> frozenset[str]:
         return self._entities
+
+    @property
+    def has_custom_rules(self) -> bool:
+        return self._detector.has_custom_rules
 
     def strategy_for(self, entity: str) -> Strategy:
         return self._strategies.get(entity, self._default)
@@ -105,20 +113,41 @@ class Masker:
             return None
         if type(data) is not bytes:
             data = bytes(data)
+        if self._whole_email and b"@" in data:
+            # An email column: one fullmatch says it all (an address always passes the prefilter).
+            whole = self._whole_address(data)
+            if whole is not None:
+                return whole
         found = self._detector.prefilter_bytes(data)
         if found is None:
             return None
         return self.mask_candidate(data, *found)
+
+    def _whole_address(self, data: bytes) -> tuple[bytes, Counts] | None:
+        """The masked value when `data` is one plausible ASCII address and nothing else."""
+        if not data.isascii():
+            return None
+        whole = P.WHOLE_EMAIL_BYTES.fullmatch(data)
+        if whole is None:
+            return None
+        # _plausible_address, inlined: this runs once per address of an email column.
+        local, tld = whole.group("local", "tld")
+        if not local.strip(_LOCAL_PUNCTUATION_BYTES) or tld.lower() in _FILE_EXTENSIONS_BYTES:
+            return None
+        token = self._redacted_email
+        if token is None:
+            token = self.replacement(EMAIL, data.decode("ascii")).encode("ascii")
+        return token, {EMAIL: 1}
 
     def mask_candidate(
         self, data: bytes, first: int = 0, numeric: bool = True
     ) -> tuple[bytes, Counts] | None:
         """`mask_bytes` for a value the prefilter already passed: no anchor before byte `first`, and numeric
         entities possible only if `numeric`."""
-        if self._whole_email and data.isascii():
-            whole = P.WHOLE_EMAIL_BYTES.fullmatch(data)
-            if whole is not None and _plausible_address(whole):
-                return self.replacement(EMAIL, data.decode("ascii")).encode("ascii"), {EMAIL: 1}
+        if self._whole_email:
+            whole = self._whole_address(data)
+            if whole is not None:
+                return whole
         text = data.decode("utf-8", _DECODE_ERRORS)
         # Byte offsets are character offsets only in ASCII text.
         spans = self._detector.find(text, first if first and len(text) == len(data) else 0, numeric)
@@ -213,8 +242,12 @@ def _plausible_address(whole: re.Match[str] | re.Match[bytes]) -> bool:
     """The checks the email detector makes beyond its pattern: not all punctuation, not an image name."""
     local, tld = whole.group("local", "tld")
     if isinstance(local, bytes):
-        local, tld = local.decode("ascii"), tld.decode("ascii")
+        return bool(local.strip(_LOCAL_PUNCTUATION_BYTES)) and tld.lower() not in _FILE_EXTENSIONS_BYTES
     return bool(local.strip(P.EMAIL_LOCAL_PUNCTUATION)) and tld.lower() not in P.FILE_EXTENSIONS
+
+
+_LOCAL_PUNCTUATION_BYTES = P.EMAIL_LOCAL_PUNCTUATION.encode("ascii")
+_FILE_EXTENSIONS_BYTES = frozenset(extension.encode("ascii") for extension in P.FILE_EXTENSIONS)
 
 
 def _glued(text: str, spans: list[SpanTuple]) -> bool:

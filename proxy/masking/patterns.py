@@ -64,6 +64,8 @@ _KEYWORD_ENDINGS = ("ord", "swd", "ret", "ken", "key")
 assert all(k[-3:] in _KEYWORD_ENDINGS for k in SECRET_KEYWORDS)
 
 _D = "[0-9]"
+AT_SIGN_ANCHOR = "@"
+PAREN_PHONE_ANCHOR = rf"\({_D}{{3}}\)"
 
 
 def _digit_branch(entities: frozenset[str]) -> str | None:
@@ -109,13 +111,18 @@ def _digit_branch(entities: frozenset[str]) -> str | None:
 
 def anchor_scan_source(entities: Iterable[str]) -> str | None:
     """Source of the combined anchor scan for `entities`, or None when no built-in entity is enabled."""
-    enabled = frozenset(entities)
+    branches = anchor_branches(frozenset(entities))
+    return "|".join(branches) if branches else None
+
+
+def anchor_branches(enabled: frozenset[str]) -> list[str]:
+    """The alternatives of the anchor scan, each a regex source (see `anchor_scan_source`)."""
     branches: list[str] = []
     digit = _digit_branch(enabled)
     if digit is not None:  # first: digits are the most frequent anchors
         branches += [f"{d}{digit}" for d in "0123456789"]
     if EMAIL in enabled or SECRET in enabled:
-        branches.append("@")  # emails, and passwords in URL userinfo
+        branches.append(AT_SIGN_ANCHOR)  # emails, and passwords in URL userinfo
     if EMAIL in enabled:
         branches.append("%40")  # URL-encoded emails
     if SECRET in enabled:
@@ -138,8 +145,8 @@ def anchor_scan_source(entities: Iterable[str]) -> str | None:
             "bearer[ \\t]",
         ]
     if PHONE in enabled:
-        branches += [INTERNATIONAL_PHONE_ANCHOR, rf"\({_D}{{3}}\)"]
-    return "|".join(branches) if branches else None
+        branches += [INTERNATIONAL_PHONE_ANCHOR, PAREN_PHONE_ANCHOR]
+    return branches
 
 
 # --- the numeric gate ---------------------------------------------------------------------------------------
@@ -170,6 +177,8 @@ _LOCAL_CHAR = r"""[^\s@<>()\[\]\\,;:"'`=&?/{}|]"""
 _LOCAL = rf"{_LOCAL_CHAR}+(?:'{_LOCAL_CHAR}+)*"
 # A domain label character: ASCII letters, digits, '-', or any non-ASCII character.
 _LABEL_CHAR = r"[^\x00-\x2c./:-@\[-`{-\x7f]"
+# An '@' where an address can be: one starts its domain right after it (the frame scan's narrower anchor).
+EMAIL_AT_SIGN = "@" + _LABEL_CHAR
 # Searched from a little before the '@' it is anchored at; '%40' is a URL-encoded '@'.
 EMAIL_ADDRESS = compile_text(
     rf"(?P<local>{_LOCAL})(?P<at>@|%40)(?:{_LABEL_CHAR}+\.)+"

@@ -4,13 +4,18 @@
 # skipped by their length prefix and never copied or decoded. A row's text values are joined by newlines and
 # prefiltered by one scan, so a clean row costs one walk over its lengths and one regex search; a value is
 # decoded only when an anchor of the scan falls inside it.
+#
+# The relay hands over whole runs of rows instead (`mask_datarow_frames`): a frame scan over the run's bytes
+# (see framescan) flags the rows that may hold an entity, and only those are walked and masked value by value,
+# starting with the value the scan's first hit falls in.
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from proxy.masking.columns import ColumnRules
 from proxy.masking.copytext import FIELD_SEPARATOR, NULL_FIELD, escape_field, unescape_field
@@ -23,6 +28,9 @@ from proxy.masking.pgtypes import (
     rule_plan,
     scan_plan,
 )
+
+if TYPE_CHECKING:
+    from proxy.masking.framescan import FrameScan
 
 _INT16 = struct.Struct(">h").unpack_from
 _INT32 = struct.Struct(">i").unpack_from
@@ -52,6 +60,11 @@ class ColumnInfo:
 def build_datarow(body: bytes) -> bytes:
     """A whole DataRow message: b"D", the int32 length (which counts itself), then `body`."""
     return b"D" + _PACK_INT32(len(body) + 4) + body
+
+
+def build_copydata(payload: bytes) -> bytes:
+    """A whole CopyData message around `payload`."""
+    return b"d" + _PACK_INT32(len(payload) + 4) + payload
 
 
 class RowMasker:
@@ -98,6 +111,114 @@ class RowMasker:
     def active(self) -> bool:
         """False when no column can need masking: the relay may forward DataRows without calling us."""
         return self._active
+
+    # --- runs of whole messages -----------------------------------------------------------------------------
+
+    def mask_datarow_frames(
+        self, data: bytes, starts: list[int], stop: int, scan: FrameScan | None
+    ) -> tuple[list[tuple[int, int, bytes]], Counts] | None:
+        """Mask a run of whole DataRow messages of `data`: `starts` are their offsets (type byte included),
+        the last ends at `stop`. Only the rows `scan` flags are masked (every row without a scan, or when a
+        column rule replaces values whatever they hold), each value on its own. Returns the replaced
+        messages as (start, end, new message), in order, and the counts; None when nothing changed."""
+        if not self._active:
+            return None
+        replaced: list[tuple[int, int, bytes]] = []
+        counts: Counts = {}
+        last = len(starts) - 1
+        if scan is None or not self._row_prefilter:
+            for index, start in enumerate(starts):
+                end = starts[index + 1] if index < last else stop
+                result = self.mask_datarow(data[start + 5 : end])
+                if result is not None:
+                    replaced.append((start, end, build_datarow(result[0])))
+                    merge_counts(counts, result[1])
+        else:
+            for index, first_hit in scan.hit_frames(data, starts, stop):
+                start = starts[index]
+                end = starts[index + 1] if index < last else stop
+                message = self._mask_frame_from(data, start, end, first_hit, counts)
+                if message is not None:
+                    replaced.append((start, end, message))
+        return (replaced, counts) if replaced else None
+
+    def _mask_frame_from(
+        self, data: bytes, start: int, end: int, first_hit: int, counts: Counts
+    ) -> bytes | None:
+        """The DataRow message at data[start:end] with its planned values that end after `first_hit` masked
+        one by one (those before are clean: the frame scan found nothing there); None when unchanged."""
+        plans = self._plans
+        mask_bytes = self._masker.mask_bytes
+        text = Plan.TEXT
+        if end - start < 7:
+            raise MalformedMessage("DataRow has no column count")
+        count = _INT16(data, start + 5)[0]
+        if count != len(plans):
+            raise MalformedMessage(f"DataRow has {count} columns but its RowDescription has {len(plans)}")
+        pieces: list[bytes] | None = None
+        copied = start + 5
+        position = start + 7
+        # Lengths are checked once, at the end: a value that runs past the frame leaves `position` off its
+        # end, and nothing read meanwhile is used before that check.
+        try:
+            for index in range(count):
+                length = _INT32(data, position)[0]
+                position += 4
+                if length < 0:
+                    if length != -1:
+                        raise MalformedMessage(f"DataRow column length {length}")
+                    continue
+                value_end = position + length
+                plan = plans[index]
+                if plan and value_end > first_hit:
+                    if plan is text:
+                        result = mask_bytes(data[position:value_end])
+                    else:
+                        result = self._mask_value(index, plan, data[position:value_end])
+                    if result is not None:
+                        replacement, found = result
+                        if pieces is None:
+                            pieces = []
+                        pieces.append(data[copied : position - 4])
+                        if replacement is None:
+                            pieces.append(_NULL_LENGTH)
+                        else:
+                            pieces.append(_PACK_INT32(len(replacement)) + replacement)
+                        copied = value_end
+                        for entity, number in found.items():
+                            counts[entity] = counts.get(entity, 0) + number
+                position = value_end
+        except struct.error:
+            raise MalformedMessage("DataRow ends inside a column length") from None
+        if position != end:
+            raise MalformedMessage("DataRow columns do not add up to its length")
+        if pieces is None:
+            return None
+        pieces.append(data[copied:end])
+        return b"".join((b"D", _PACK_INT32(sum(map(len, pieces)) + 4), *pieces))
+
+    def mask_copy_frames(
+        self, data: bytes, starts: list[int], stop: int, scan: FrameScan | None
+    ) -> tuple[list[tuple[int, int, bytes]], Counts] | None:
+        """`mask_datarow_frames` for a run of CopyData messages of COPY TO STDOUT text output."""
+        if not self._copy_active:
+            return None
+        plans_scanned = all(plan <= Plan.TEXT_ARRAY_BINARY for plan in self._copy_plans)
+        last = len(starts) - 1
+        if scan is not None and plans_scanned:
+            candidates: Iterable[tuple[int, int]] = scan.hit_frames(data, starts, stop)
+        else:
+            candidates = ((index, start) for index, start in enumerate(starts))
+        replaced: list[tuple[int, int, bytes]] = []
+        counts: Counts = {}
+        for index, first_hit in candidates:
+            start = starts[index]
+            end = starts[index + 1] if index < last else stop
+            result = self.mask_copy_line(data[start + 5 : end], first_hit - start - 5)
+            if result is not None:
+                replaced.append((start, end, build_copydata(result[0])))
+                merge_counts(counts, result[1])
+        return (replaced, counts) if replaced else None
 
     # --- DataRow --------------------------------------------------------------------------------------------
 
@@ -230,11 +351,12 @@ class RowMasker:
 
     # --- COPY -----------------------------------------------------------------------------------------------
 
-    def mask_copy_line(self, line: bytes | memoryview) -> tuple[bytes, Counts] | None:
+    def mask_copy_line(self, line: bytes | memoryview, first: int = 0) -> tuple[bytes, Counts] | None:
         """Mask one line of COPY TO STDOUT text format (fields split by tabs, `\\N` for NULL, backslash
         escapes; trailing newline kept). Fields are planned by this result's columns when their number
-        matches, otherwise every field is scanned as text. Returns the new line, or None when nothing
-        changed."""
+        matches, otherwise every field is scanned as text. Fields that end at or before byte `first` are
+        known to be clean (a frame scan found nothing there) and skipped. Returns the new line, or None when
+        nothing changed."""
         if not self._copy_active:
             return None
         if type(line) is not bytes:
@@ -245,8 +367,10 @@ class RowMasker:
         masker = self._masker
         counts: Counts = {}
         changed = False
+        field_end = -1
         for index, field in enumerate(fields):
-            if field == NULL_FIELD:
+            field_end += len(field) + 1
+            if field_end <= first or field == NULL_FIELD:
                 continue
             if plans is not None:
                 plan = plans[index]
@@ -259,9 +383,7 @@ class RowMasker:
             if not plan:
                 continue
             if plan is Plan.TEXT or plan is Plan.JSON:
-                # Escapes never hide an anchor character except as octal/hex, which COPY TO never writes.
-                if not masker.might_match_bytes(field) and (plan is Plan.TEXT or b"\\\\u" not in field):
-                    continue
+                # The value, not its escaped form, is what the prefilter of mask_bytes/mask_json_bytes reads.
                 value = unescape_field(field)
                 result = masker.mask_bytes(value) if plan is Plan.TEXT else masker.mask_json_bytes(value)
                 if result is None:

@@ -63,6 +63,11 @@ class StatementGate:
         if not statements:
             return ALLOW_EMPTY
         decide = self.policy.decide
+        if len(statements) == 1:  # the usual case, without the ranking
+            statement = statements[0]
+            if not (self.read_only and statement.flags & _READ_ONLY_FLAGS):
+                decision = decide(statement.kind, statement.flags)
+                return Verdict(decision.action, decision.kind, decision.rule, statements, decision)
         worst: Decision | None = None
         for statement in statements:
             if self.read_only and statement.flags & _READ_ONLY_FLAGS:
@@ -85,9 +90,11 @@ class StatementGate:
         return Verdict(decision.action, "opaque", decision.rule, (), decision)
 
 
+_ACTION_ORDER = {"allow": 0, "review": 1, "deny": 2}
+
+
 def _rank(decision: Decision) -> tuple[int, int]:
-    order = {"allow": 0, "review": 1, "deny": 2}
-    return order[decision.action], severity(decision.kind)
+    return _ACTION_ORDER[decision.action], severity(decision.kind)
 
 
 def new_reference() -> str:

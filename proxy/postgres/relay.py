@@ -3,7 +3,9 @@
 Each buffer the kernel hands us is scanned for message boundaries with `struct.unpack_from` on the
 buffer itself; complete frames are forwarded with one `write` per buffer, the incomplete tail is kept
 until the rest arrives. Only the few message types a rule needs are decoded. Row data is never turned
-into Python objects unless masking rewrites it: the recorder gets raw runs of DataRow bytes.
+into Python objects unless masking rewrites it: the recorder gets raw runs of DataRow bytes. With masking
+on, each run of DataRows (or of COPY data) in a buffer is prefiltered by one scan over its bytes
+(proxy.masking.framescan), and only the rows that scan flags are parsed and masked.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import asyncio
 import logging
 import struct
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from proxy.approvals import SQLSTATE_CANCELLED, HoldOutcome, hold_notice, new_request_id
-from proxy.masking.pgrows import MalformedMessage, build_datarow, mask_notice_fields
+from proxy.masking.pgrows import MalformedMessage, mask_notice_fields
 from proxy.postgres.enforcement import Verdict, denial_message, new_reference, raising_extended, raising_query
 from proxy.postgres.messages import (
     ErrorResponse,
@@ -28,6 +31,7 @@ from proxy.postgres.protocol import SQLSTATE_PROTOCOL_VIOLATION, ProtocolError
 from proxy.postgres.session_masking import UnmaskableOutput
 
 if TYPE_CHECKING:
+    from proxy.masking.pgrows import RowMasker
     from proxy.postgres.endpoint import Endpoint
     from proxy.postgres.enforcement import StatementGate
     from proxy.postgres.session_masking import SessionMasking
@@ -59,10 +63,6 @@ _CLOSE_COMPLETE, _NO_DATA, _PORTAL_SUSPENDED, _EMPTY_QUERY, _COPY_OUT_RESPONSE =
     b"I"[0],
     b"H"[0],
 )
-_SHAPE_EVENTS = frozenset(
-    {_PARSE_COMPLETE, _BIND_COMPLETE, _CLOSE_COMPLETE, b"T"[0], _NO_DATA, b"C"[0], _PORTAL_SUSPENDED,
-     _EMPTY_QUERY, b"E"[0], b"Z"[0], _COPY_OUT_RESPONSE}
-)  # fmt: skip
 # Backend type bytes the relay looks at ('D' is counted inline, the rest are decoded).
 _DATA_ROW, _ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY = (
     b"D"[0],
@@ -72,7 +72,6 @@ _DATA_ROW, _ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY = (
     b"N"[0],
     b"Z"[0],
 )
-SERVER_INSPECT = frozenset({_ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY})
 
 
 _OWN_ERROR_MARK = b"Mhoop: statement "
@@ -129,7 +128,6 @@ def _sql_at(data: bytes, start: int, end: int) -> tuple[str, int]:
 # Server messages that carry free text besides rows and errors: NotificationResponse (`pg_notify(ch, email)`),
 # ParameterStatus (`set_config('application_name', email, false)`), FunctionCallResponse.
 _NOTIFICATION, _PARAMETER_STATUS, _FUNCTION_RESULT = b"A"[0], b"S"[0], b"V"[0]
-_MASKED_TEXT_MESSAGES = frozenset({_NOTIFICATION, _PARAMETER_STATUS, _FUNCTION_RESULT})
 
 
 def _mask_text_message(
@@ -291,6 +289,7 @@ class PgRelay:
         self._rows_masker = None
         self._rows_masker_known = False
         self._client_inspect = CLIENT_INSPECT
+        self._frame_scan = masking.frame_scan if masking is not None else None
         if masking is not None:
             from proxy.postgres.session_masking import ResultShapes
 
@@ -322,6 +321,7 @@ class PgRelay:
         self._approved_in_batch: set[str] = set()
         self._cancel_outcome: HoldOutcome | None = None
         self._held_verdict: Verdict | None = None
+        self._server_handlers = self._build_server_handlers()
         client.peer = server.transport
         server.peer = client.transport
 
@@ -495,7 +495,8 @@ class PgRelay:
                 return raising_query(
                     f"hoop: statement text is not valid UTF-8, so it was not run [ref {new_reference()}]"
                 )
-            shown = sql if self.masking is None else self.masking.text(sql)  # what may be stored or shown
+            # What may be stored or shown; most statements are rejected by one prefilter over their bytes.
+            shown = sql if self.masking is None else self.masking.text_of(sql, data, start, end - 1)
             if record is not None:
                 record([self._now, "pg.query", shown])
             if self.gate is not None:
@@ -524,7 +525,7 @@ class PgRelay:
                 return self._deny_parse(
                     f"hoop: statement text is not valid UTF-8, so it was not run [ref {new_reference()}]"
                 )
-            shown = sql if self.masking is None else self.masking.text(sql)
+            shown = sql if self.masking is None else self.masking.text_of(sql, data, offset, end - 1)
             if record is not None:
                 record([self._now, "pg.parse", name, shown])
             if self.gate is not None:
@@ -649,9 +650,10 @@ class PgRelay:
         # own ErrorResponse where the client expects the Parse's answer, and aborts the batch (and its
         # implicit transaction) exactly as if the client's statement had failed.
         self._skipping_to_sync = True
-        batch = self._batches[-1]
-        batch.parses[-1] = True
-        batch.binds.append(True)
+        if self.gate is not None:  # batches are tracked only with a gate (a non-UTF-8 Parse comes here too)
+            batch = self._batches[-1]
+            batch.parses[-1] = True
+            batch.binds.append(True)
         return raising_extended(message, sqlstate)
 
     # ---------------------------------------------------------------- holding for review
@@ -767,15 +769,15 @@ class PgRelay:
         size = len(data)
         pos = 0
         limit = self.max_size
-        record = self.record
         rows = 0
         run_start = -1  # start of the current run of DataRow frames, for the recorder
-        pieces: list[bytes] | None = None  # only when a message is swallowed
+        # Where a run of DataRows (or of CopyData) is masked as a whole once it ends: the frames' offsets.
+        row_frames: list[int] = []
+        copy_frames: list[int] = []
+        pieces: list[bytes] | None = None  # only when a message is swallowed or replaced
         kept_from = 0
-        copied: list[bytes] = []  # COPY OUT payloads of this buffer: one recorder event, not one per row
         masking = self.masking
-        recorded_rows: list[bytes] = []  # masked rows of the current run, for the recorder
-        recorded_from = 0
+        handlers = self._server_handlers
         try:
             while size - pos >= 5:
                 type_byte = data[pos]
@@ -785,103 +787,49 @@ class PgRelay:
                 end = pos + 1 + length
                 if end > size:
                     break
-                if type_byte == _READY and length != 5:
-                    raise ProtocolError("malformed ReadyForQuery from upstream")
-                if masking is not None and type_byte in _SHAPE_EVENTS:
-                    self._shape_event(type_byte, data, pos, end)
                 if type_byte == _DATA_ROW:
                     rows += 1
                     if run_start < 0:
-                        run_start = recorded_from = pos
-                        recorded_rows = []
-                        if copied:  # keep the recorder's events in wire order
-                            record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
-                            copied = []
+                        run_start = pos
+                        if copy_frames:  # keep the recorder's events in wire order
+                            pieces, kept_from = self._end_copy_run(data, copy_frames, pos, pieces, kept_from)
                     if masking is not None:
-                        replacement = self._mask_row(data, pos, end)
-                        if replacement is not None:
-                            if pieces is None:
-                                pieces = []
-                            pieces.append(data[kept_from:pos])
-                            pieces.append(replacement)
-                            kept_from = end
-                            recorded_rows.append(data[recorded_from:pos])
-                            recorded_rows.append(replacement)
-                            recorded_from = end
-                elif type_byte == _COPY_DATA:
-                    if run_start >= 0:
-                        self._end_row_run(data, run_start, pos, rows, recorded_rows, recorded_from)
-                        rows, run_start = 0, -1
-                    payload = data[pos + 5 : end]
-                    if masking is not None:
-                        masked = masking.copy.mask_copy_line(payload)
-                        if masked is not None:
-                            payload = masked[0]
-                            masking.add(masked[1])
-                            if pieces is None:
-                                pieces = []
-                            pieces.append(data[kept_from:pos])
-                            pieces.append(b"d" + _pack_i32(len(payload) + 4) + payload)
-                            kept_from = end
-                    if record is not None:
-                        copied.append(payload)
-                elif (type_byte in (_PARSE_COMPLETE, _BIND_COMPLETE)) and self._injected(type_byte):
-                    # The answer to a message the gateway injected: the client never sent it.
-                    if pieces is None:
-                        pieces = []
-                    pieces.append(data[kept_from:pos])
-                    kept_from = end
-                else:
-                    if run_start >= 0:
-                        self._end_row_run(data, run_start, pos, rows, recorded_rows, recorded_from)
-                        rows, run_start = 0, -1
-                    if copied:
-                        record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
-                        copied = []
-                    if masking is not None and type_byte in _MASKED_TEXT_MESSAGES:
-                        rewritten = _mask_text_message(masking, type_byte, data, pos + 5, end)
-                        if rewritten is not None:
-                            if pieces is None:
-                                pieces = []
-                            pieces.append(data[kept_from:pos])
-                            pieces.append(rewritten)
-                            kept_from = end
-                            pos = end
-                            continue
-                    if masking is not None and (type_byte in (_ERROR, _NOTICE)):
-                        masked = mask_notice_fields(masking.masker, data[pos + 5 : end])
-                        if masked is not None:
-                            masking.add(masked[1])
-                            message = bytes([type_byte]) + _pack_i32(len(masked[0]) + 4) + masked[0]
-                            if pieces is None:
-                                pieces = []
-                            pieces.append(data[kept_from:pos])
-                            pieces.append(message)
-                            kept_from = end
-                            # Record what the client saw; `data` is not read again for this message.
-                            self._server_message(type_byte, message, 5, len(message), record)
-                            pos = end
-                            continue
-                    if type_byte in SERVER_INSPECT:
-                        self._server_message(type_byte, data, pos + 5, end, record)
-                    if type_byte == _ERROR and data.find(_OWN_ERROR_MARK, pos + 5, end) >= 0:
-                        # Our own raised denial: drop the PL/pgSQL context and source location PostgreSQL
-                        # attaches to it; the client needs the message, not how the gateway produced it.
+                        row_frames.append(pos)
+                    pos = end
+                    continue
+                if run_start >= 0:
+                    pieces, kept_from = self._end_row_run(
+                        data, run_start, pos, rows, row_frames, pieces, kept_from
+                    )
+                    rows, run_start = 0, -1
+                if type_byte == _COPY_DATA:
+                    copy_frames.append(pos)
+                    pos = end
+                    continue
+                if copy_frames:
+                    pieces, kept_from = self._end_copy_run(data, copy_frames, pos, pieces, kept_from)
+                handler = handlers.get(type_byte)
+                if handler is not None:
+                    replacement = handler(data, pos, end)
+                    if replacement is not None:  # b"" drops the message
                         if pieces is None:
                             pieces = []
                         pieces.append(data[kept_from:pos])
-                        pieces.append(_clean_own_error(data, pos + 5, end))
+                        if replacement:
+                            pieces.append(replacement)
                         kept_from = end
                 pos = end
+            if run_start >= 0:
+                pieces, kept_from = self._end_row_run(
+                    data, run_start, pos, rows, row_frames, pieces, kept_from
+                )
+            if copy_frames:
+                pieces, kept_from = self._end_copy_run(data, copy_frames, pos, pieces, kept_from)
         except (ProtocolError, MalformedMessage) as exc:
             message = str(exc) if isinstance(exc, UnmaskableOutput) else "upstream protocol error"
             self.client.write(error_response(message, SQLSTATE_PROTOCOL_VIOLATION, "FATAL").encode())
             self.close(f"upstream protocol error: {exc}")
             return
-        if run_start >= 0:
-            self._end_row_run(data, run_start, pos, rows, recorded_rows, recorded_from)
-        if copied:
-            record([self._now, "pg.copy", "out", b"".join(copied)])  # type: ignore[misc]
         if pos < size:
             self._server_tail.keep(data, pos)
         transport = self.client.transport
@@ -890,19 +838,88 @@ class PgRelay:
                 transport.write(data if pos == size else data[:pos])  # type: ignore[union-attr]
         else:
             pieces.append(data[kept_from:pos])
-            transport.writelines(pieces)  # type: ignore[union-attr]
+            # One joined write: a masked buffer has hundreds of pieces, and the transport would handle each.
+            transport.write(b"".join(pieces))  # type: ignore[union-attr]
 
     def _end_row_run(
-        self, data: bytes, start: int, stop: int, rows: int, masked_parts: list[bytes], masked_from: int
-    ) -> None:
-        """Count a run of DataRows and record it as the client received it (masked rows in place)."""
+        self,
+        data: bytes,
+        start: int,
+        stop: int,
+        rows: int,
+        frames: list[int],
+        pieces: list[bytes] | None,
+        kept_from: int,
+    ) -> tuple[list[bytes] | None, int]:
+        """Count a run of DataRows, mask it (when `frames` lists its rows), and record it as the client
+        receives it. Returns the updated (pieces, kept_from) of `from_server`."""
         self.counters.rows += rows
+        replaced = None
+        if frames:
+            row_masker = self._current_rows_masker(data, frames[0])
+            if row_masker is not None:
+                replaced = self._take_counts(
+                    row_masker.mask_datarow_frames(data, frames, stop, self._frame_scan)
+                )
+            frames.clear()
+        if replaced is None:
+            if self.record is not None:
+                self.record([self._now, "pg.rows", rows, data[start:stop]])
+            return pieces, kept_from
+        if pieces is None:
+            pieces = []
+        recorded: list[bytes] = []
+        recorded_from = start
+        for frame_start, frame_end, message in replaced:
+            pieces.append(data[kept_from:frame_start])
+            pieces.append(message)
+            kept_from = frame_end
+            recorded.append(data[recorded_from:frame_start])
+            recorded.append(message)
+            recorded_from = frame_end
         if self.record is not None:
-            raw = b"".join(masked_parts) + data[masked_from:stop] if masked_parts else data[start:stop]
-            self.record([self._now, "pg.rows", rows, raw])
+            recorded.append(data[recorded_from:stop])
+            self.record([self._now, "pg.rows", rows, b"".join(recorded)])
+        return pieces, kept_from
 
-    def _mask_row(self, data: bytes, pos: int, end: int) -> bytes | None:
-        """The masked DataRow message, or None when the row goes out unchanged."""
+    def _end_copy_run(
+        self, data: bytes, frames: list[int], stop: int, pieces: list[bytes] | None, kept_from: int
+    ) -> tuple[list[bytes] | None, int]:
+        """Mask a run of COPY OUT CopyData messages and record their payloads as one event."""
+        masking = self.masking
+        replaced = None
+        if masking is not None:
+            replaced = self._take_counts(masking.copy.mask_copy_frames(data, frames, stop, self._frame_scan))
+        if replaced is not None:
+            if pieces is None:
+                pieces = []
+            for frame_start, frame_end, message in replaced:
+                pieces.append(data[kept_from:frame_start])
+                pieces.append(message)
+                kept_from = frame_end
+        if self.record is not None:
+            ends = frames[1:]
+            ends.append(stop)
+            payloads = [
+                data[frame_start + 5 : frame_end] for frame_start, frame_end in zip(frames, ends, strict=True)
+            ]
+            for frame_start, _, message in replaced or ():
+                payloads[bisect_left(frames, frame_start)] = message[5:]
+            self.record([self._now, "pg.copy", "out", b"".join(payloads)])
+        frames.clear()
+        return pieces, kept_from
+
+    def _take_counts(
+        self, result: tuple[list[tuple[int, int, bytes]], dict[str, int]] | None
+    ) -> list[tuple[int, int, bytes]] | None:
+        if result is None:
+            return None
+        assert self.masking is not None
+        self.masking.add(result[1])
+        return result[0]
+
+    def _current_rows_masker(self, data: bytes, pos: int) -> RowMasker | None:
+        """The RowMasker of the result now streaming (None when no column can need masking)."""
         masking = self.masking
         assert masking is not None and self._shapes is not None
         if not self._rows_masker_known:
@@ -911,46 +928,165 @@ class PgRelay:
                 self._rows_masker = masking.rows(shape, formats)
             else:  # unplaced rows: every column is scanned as text (fail closed)
                 self._rows_masker = masking.rows_unknown(
-                    _unpack_u16(data, pos + 5)[0] if end - pos >= 7 else 0
+                    _unpack_u16(data, pos + 5)[0] if _unpack_i32(data, pos + 1)[0] >= 6 else 0
                 )
             self._rows_masker_known = True
-        row_masker = self._rows_masker
-        if row_masker is None:
+        return self._rows_masker
+
+    # Each handler looks at one server message type: None forwards the message, bytes are sent in its place
+    # (b"" drops it). Message types without a handler are forwarded unread.
+
+    def _build_server_handlers(self) -> dict[int, Callable[[bytes, int, int], bytes | None]]:
+        handlers: dict[int, Callable[[bytes, int, int], bytes | None]] = {
+            _ROW_DESC: self._on_row_description,
+            _COMPLETE: self._on_complete,
+            _READY: self._on_ready,
+            _ERROR: self._on_error,
+            _NOTICE: self._on_notice,
+            _PARSE_COMPLETE: self._on_parse_complete,
+            _BIND_COMPLETE: self._on_bind_complete,
+        }
+        if self.masking is not None:
+            handlers.update(
+                {
+                    _CLOSE_COMPLETE: self._on_close_complete,
+                    _NO_DATA: self._on_no_data,
+                    _PORTAL_SUSPENDED: self._on_result_done,
+                    _EMPTY_QUERY: self._on_result_done,
+                    _COPY_OUT_RESPONSE: self._on_copy_out_response,
+                    _NOTIFICATION: self._on_text_message,
+                    _PARAMETER_STATUS: self._on_text_message,
+                    _FUNCTION_RESULT: self._on_text_message,
+                }
+            )
+        return handlers
+
+    def _on_row_description(self, data: bytes, pos: int, end: int) -> bytes | None:
+        raw = data[pos + 5 : end]
+        shapes = self._shapes
+        if shapes is not None:
+            self._rows_masker_known = False
+            shapes.row_description(raw)
+        record = self.record
+        if record is not None:
+            if raw != self._last_row_description:  # most sessions repeat a few result shapes
+                self._last_row_description = raw
+                self._last_columns = _row_description_at(raw, 0, len(raw))
+            names, oids = self._last_columns
+            record([self._now, "pg.rowdesc", names, oids])
+        return None
+
+    def _on_complete(self, data: bytes, pos: int, end: int) -> bytes | None:
+        if self._shapes is not None:
+            self._on_result_done(data, pos, end)
+        record = self.record
+        if record is not None:
+            record([self._now, "pg.complete", _cstring_at(data, pos + 5, end)[0]])
+        return None
+
+    def _on_result_done(self, data: bytes, pos: int, end: int) -> bytes | None:
+        """CommandComplete, PortalSuspended or EmptyQueryResponse, for masking: one result is over."""
+        shapes, masking = self._shapes, self.masking
+        assert shapes is not None and masking is not None
+        self._rows_masker_known = False
+        shapes.result_done()
+        counts = masking.take_counts()
+        if counts is not None and self.record is not None:
+            self.record([self._now, "mask.summary", counts])
+        return None
+
+    def _on_ready(self, data: bytes, pos: int, end: int) -> bytes | None:
+        if end - pos != 6:
+            raise ProtocolError("malformed ReadyForQuery from upstream")
+        if self._shapes is not None:
+            self._rows_masker_known = False
+            self._shapes.ready()
+        self.transaction_status = chr(data[pos + 5])
+        if self.gate is not None:
+            # This batch is answered; whatever it still owed was skipped after an error.
+            batches = self._batches
+            batches.popleft()
+            if not batches:
+                batches.append(_Batch())
+        return None
+
+    def _on_error(self, data: bytes, pos: int, end: int) -> bytes | None:
+        if self._shapes is not None:
+            self._rows_masker_known = False
+            self._shapes.error()
+        if self.gate is not None:
+            self._batch_failed()
+        masked = self._masked_notice(_ERROR, data, pos, end)
+        if masked is not None:
+            return masked
+        if self.record is not None:
+            self.record([self._now, "pg.error", _fields_at(data, pos + 5, end)])
+        if data.find(_OWN_ERROR_MARK, pos + 5, end) >= 0:
+            # Our own raised denial: drop the PL/pgSQL context and source location PostgreSQL attaches to
+            # it; the client needs the message, not how the gateway produced it.
+            return _clean_own_error(data, pos + 5, end)
+        return None
+
+    def _on_notice(self, data: bytes, pos: int, end: int) -> bytes | None:
+        masked = self._masked_notice(_NOTICE, data, pos, end)
+        if masked is not None:
+            return masked
+        if self.record is not None:
+            self.record([self._now, "pg.notice", _fields_at(data, pos + 5, end)])
+        return None
+
+    def _masked_notice(self, type_byte: int, data: bytes, pos: int, end: int) -> bytes | None:
+        """The ErrorResponse/NoticeResponse with its text fields masked (and recorded as the client sees
+        it), or None when masking is off or changed nothing."""
+        masking = self.masking
+        if masking is None:
             return None
-        masked = row_masker.mask_datarow(data[pos + 5 : end])
+        masked = mask_notice_fields(masking.masker, data[pos + 5 : end])
         if masked is None:
             return None
         masking.add(masked[1])
-        return build_datarow(masked[0])
+        if self.record is not None:
+            kind = "pg.error" if type_byte == _ERROR else "pg.notice"
+            self.record([self._now, kind, _fields_at(masked[0], 0, len(masked[0]))])
+        return bytes([type_byte]) + _pack_i32(len(masked[0]) + 4) + masked[0]
 
-    def _shape_event(self, type_byte: int, data: bytes, pos: int, end: int) -> None:
-        shapes = self._shapes
-        assert shapes is not None and self.masking is not None
+    def _on_parse_complete(self, data: bytes, pos: int, end: int) -> bytes | None:
+        if self._shapes is not None:
+            self._rows_masker_known = False
+            self._shapes.parse_complete()
+        # The answer to a message the gateway injected: the client never sent it.
+        return b"" if self._injected(_PARSE_COMPLETE) else None
+
+    def _on_bind_complete(self, data: bytes, pos: int, end: int) -> bytes | None:
+        if self._shapes is not None:
+            self._rows_masker_known = False
+            self._shapes.bind_complete()
+        return b"" if self._injected(_BIND_COMPLETE) else None
+
+    def _on_close_complete(self, data: bytes, pos: int, end: int) -> bytes | None:
+        assert self._shapes is not None
         self._rows_masker_known = False
-        if type_byte == _ROW_DESC:
-            shapes.row_description(data[pos + 5 : end])
-        elif type_byte == _NO_DATA:
-            shapes.row_description(None)
-        elif type_byte == _PARSE_COMPLETE:
-            shapes.parse_complete()
-        elif type_byte == _BIND_COMPLETE:
-            shapes.bind_complete()
-        elif type_byte == _CLOSE_COMPLETE:
-            shapes.close_complete()
-        elif type_byte in (_COMPLETE, _PORTAL_SUSPENDED, _EMPTY_QUERY):
-            shapes.result_done()
-            counts = self.masking.take_counts()
-            if counts is not None and self.record is not None:
-                self.record([self._now, "mask.summary", counts])
-        elif type_byte == _ERROR:
-            shapes.error()
-        elif type_byte == _READY:
-            shapes.ready()
-        elif type_byte == _COPY_OUT_RESPONSE and end > pos + 5 and data[pos + 5] == 1:
+        self._shapes.close_complete()
+        return None
+
+    def _on_no_data(self, data: bytes, pos: int, end: int) -> bytes | None:
+        assert self._shapes is not None
+        self._rows_masker_known = False
+        self._shapes.row_description(None)
+        return None
+
+    def _on_copy_out_response(self, data: bytes, pos: int, end: int) -> bytes | None:
+        self._rows_masker_known = False
+        if end > pos + 5 and data[pos + 5] == 1:
             # Binary COPY cannot be scanned for personal data: fail closed rather than leak it.
             raise ProtocolError(
                 "binary COPY output cannot be masked; use COPY ... TO STDOUT in text or csv format"
             )
+        return None
+
+    def _on_text_message(self, data: bytes, pos: int, end: int) -> bytes | None:
+        assert self.masking is not None
+        return _mask_text_message(self.masking, data[pos], data, pos + 5, end)
 
     def _injected(self, type_byte: int) -> bool:
         """Consume the entry this ParseComplete/BindComplete answers; True when the gateway sent it."""
@@ -983,33 +1119,3 @@ class PgRelay:
             batches.popleft()  # that Query is skipped by the server: no ReadyForQuery will answer it
             batches[0].parses.clear()
             batches[0].binds.clear()
-
-    def _server_message(
-        self, type_byte: int, data: bytes, start: int, end: int, record: Callable[[list[Any]], None] | None
-    ) -> None:
-        if type_byte == _ERROR and self.gate is not None:
-            self._batch_failed()
-        if type_byte == _READY:
-            self.transaction_status = chr(data[start])
-            if self.gate is not None:
-                # This batch is answered; whatever it still owed was skipped after an error.
-                batches = self._batches
-                batches.popleft()
-                if not batches:
-                    batches.append(_Batch())
-        elif record is None:
-            return
-        elif type_byte == _COMPLETE:
-            tag, _ = _cstring_at(data, start, end)
-            record([self._now, "pg.complete", tag])
-        elif type_byte == _ROW_DESC:
-            raw = data[start:end]
-            if raw != self._last_row_description:  # most sessions repeat a few result shapes
-                self._last_row_description = raw
-                self._last_columns = _row_description_at(raw, 0, len(raw))
-            names, oids = self._last_columns
-            record([self._now, "pg.rowdesc", names, oids])
-        elif type_byte == _ERROR:
-            record([self._now, "pg.error", _fields_at(data, start, end)])
-        elif type_byte == _NOTICE:
-            record([self._now, "pg.notice", _fields_at(data, start, end)])

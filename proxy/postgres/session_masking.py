@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import struct
+import weakref
 from collections import OrderedDict, deque
 from pathlib import Path
 
 from proxy.masking.columns import ColumnRules
+from proxy.masking.framescan import FrameScan
 from proxy.masking.masker import Masker
 from proxy.masking.pgrows import ColumnInfo, RowMasker
 from proxy.masking.pgtypes import ARRAY_ELEMENT_OIDS, BYTEA, JSON, JSONB, NO_TEXT_OIDS, TEXT_BINARY_OIDS
@@ -18,6 +20,8 @@ from proxy.postgres.protocol import ProtocolError
 
 _FIELD_TAIL = struct.Struct("!IhIhih")
 _MAX_CACHED_RESULT_SHAPES = 256
+# Maskers are shared by the sessions of one policy; so is their frame scan (compiled once).
+_frame_scans: weakref.WeakKeyDictionary[Masker, FrameScan | None] = weakref.WeakKeyDictionary()
 
 
 # Binary-format result columns the masker can read (text-like types, json/jsonb, arrays of text) or that
@@ -70,14 +74,28 @@ def columns_of(row_description_body: bytes) -> list[ColumnInfo]:
 class SessionMasking:
     """Built once per session from its policy; the relay asks it for a RowMasker per result shape."""
 
-    __slots__ = ("_by_shape", "column_rules", "copy", "counts", "masker")
+    __slots__ = (
+        "_by_shape",
+        "_last_rows",
+        "_last_shape",
+        "column_rules",
+        "copy",
+        "counts",
+        "frame_scan",
+        "masker",
+    )
 
     def __init__(self, masker: Masker, column_rules: ColumnRules | None) -> None:
         self.masker = masker
+        if masker not in _frame_scans:
+            _frame_scans[masker] = FrameScan.for_masker(masker)
+        self.frame_scan = _frame_scans[masker]
         self.column_rules = column_rules
         self.copy = RowMasker(masker, (), column_rules)  # COPY text lines: every field scanned
         self._by_shape: OrderedDict[bytes, RowMasker | None] = OrderedDict()
         self.counts: dict[str, int] = {}  # masked entities since the last statement summary
+        self._last_shape: bytes | None = None
+        self._last_rows: RowMasker | None = None
 
     @classmethod
     def for_policy(cls, policy: SessionPolicy, secret: bytes) -> SessionMasking | None:
@@ -100,6 +118,14 @@ class SessionMasking:
         """The RowMasker for this result shape, or None when no column of it can need masking. `formats` are
         a Bind's result format codes, when the shape comes from a statement's Describe (which always says
         text: the format is only chosen at Bind)."""
+        if row_description_body == self._last_shape and not formats:  # a session repeats one shape
+            return self._last_rows
+        found = self._rows(row_description_body, formats)
+        if not formats:
+            self._last_shape, self._last_rows = row_description_body, found
+        return found
+
+    def _rows(self, row_description_body: bytes, formats: tuple[int, ...] | None) -> RowMasker | None:
         cache = self._by_shape
         key = row_description_body if not formats else row_description_body + b"|" + bytes(formats)
         if key in cache:
@@ -130,6 +156,15 @@ class SessionMasking:
         if not self.masker.enabled:
             return text
         masked, _counts = self.masker.mask_text(text)
+        return masked
+
+    def text_of(self, text: str, data: bytes, start: int, end: int) -> str:
+        """`text` as it may be stored or shown, `text` being the UTF-8 decoding of data[start:end] (or of a
+        prefix of it): one prefilter over the bytes clears most statements before any text is scanned."""
+        masker = self.masker
+        if not masker.enabled or not masker.might_match_bytes(data[start:end]):
+            return text
+        masked, _counts = masker.mask_text(text)
         return masked
 
     def add(self, counts: dict[str, int]) -> None:
