@@ -122,6 +122,7 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         self._mask_counts: Counts = {}
         self._flush_timer: asyncio.TimerHandle | None = None
         self._idle_flush = IDLE_FLUSH_EXEC
+        self._last_output = 0.0  # loop time of the last upstream output, for the idle flush
         self._finished = False
         self._end_reason = "client closed the channel"
         self._expiry: asyncio.TimerHandle | None = None
@@ -455,8 +456,11 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         masker = self._maskers.get(stderr)
         if masker is not None:
             data = self._screen_pass(masker.feed(data))
+            self._last_output = loop_time = asyncio.get_running_loop().time()
             if masker.held and self._flush_timer is None:
-                self._flush_timer = asyncio.get_running_loop().call_later(self._idle_flush, self._flush_idle)
+                self._flush_timer = asyncio.get_running_loop().call_at(
+                    loop_time + self._idle_flush, self._flush_idle
+                )
         if data:
             self._deliver(data, stderr)
 
@@ -501,6 +505,13 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
         self._backlog_timer = asyncio.get_running_loop().call_later(0.01, check)
 
     def _flush_idle(self) -> None:
+        """Flush a held partial line only once the upstream has been quiet for the whole idle interval: a
+        line still streaming in must never be cut (each half of a value would pass the masker alone)."""
+        loop = asyncio.get_running_loop()
+        quiet_since = self._last_output + self._idle_flush
+        if loop.time() < quiet_since:
+            self._flush_timer = loop.call_at(quiet_since, self._flush_idle)
+            return
         self._flush_timer = None
         self._flush_output()
 

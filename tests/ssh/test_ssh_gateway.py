@@ -417,3 +417,13 @@ def test_the_agents_ssh_agent_never_reaches_the_upstream(gateway: SshGateway, tm
             os.kill(int(pid.group(1)), 15)
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"agent=[]\n"
+
+
+def test_a_line_still_streaming_in_is_never_cut_by_the_idle_flush(gateway: SshGateway):
+    # Each piece arrives well within the 200 ms idle interval, the whole line takes longer than it: the
+    # held line must wait for the newline, not be flushed (half an address each side) when a timer fires.
+    pieces = ["carol", ".jones", "@exam", "ple", ".org", " done\\n"]
+    script = "; sleep 0.06; ".join(f"printf '{piece}'" for piece in pieces)
+    result = run(gateway, script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"[EMAIL] done\n"
