@@ -248,13 +248,23 @@ class Detector:
         if not self._email:
             return None
         position = at - _EMAIL_LOOKBACK if at > _EMAIL_LOOKBACK else 0
-        while True:  # the first address found may be an earlier one (a '%40' form): search on past it
-            email = P.EMAIL_ADDRESS.search(text, position, at + _EMAIL_LOOKBACK * 2)
-            if email is None or email.start("at") > at:
+        if width == 1:
+            # Where the leftmost search from `position` would start: the longest local part before the '@'
+            # (no local part holds an '@'), found by one match on the reversed text; then one match there.
+            local = P.EMAIL_LOCAL_REVERSED.match(text[position:at][::-1])
+            if local is None:
                 return None
-            if email.start("at") == at:
-                break
-            position = email.end("at")
+            email = P.EMAIL_ADDRESS.match(text, at - local.end(), at + _EMAIL_LOOKBACK * 2)
+            if email is None or email.start("at") != at:
+                return None
+        else:
+            while True:  # the first address found may be an earlier one (a '%40' form): search on past it
+                email = P.EMAIL_ADDRESS.search(text, position, at + _EMAIL_LOOKBACK * 2)
+                if email is None or email.start("at") > at:
+                    return None
+                if email.start("at") == at:
+                    break
+                position = email.end("at")
         if not email["local"].strip(P.EMAIL_LOCAL_PUNCTUATION) or email["tld"].lower() in P.FILE_EXTENSIONS:
             return None
         return email.start(), email.end(), EMAIL

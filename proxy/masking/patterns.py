@@ -185,6 +185,9 @@ EMAIL_ADDRESS = compile_text(
     # The top-level label may not run on into letters or digits; a '-' after it cannot be part of it.
     rf"(?P<tld>[A-Za-z]{{2,63}}|xn--[A-Za-z0-9-]{{2,59}}|[^\x00-\x7f]{{2,63}})(?![A-Za-z0-9]|[^\x00-\x7f])"
 )
+# The local part read backwards from its '@' (matched on the reversed text before it): the longest local
+# part, i.e. where a leftmost EMAIL_ADDRESS search would start, found in one match instead of a search.
+EMAIL_LOCAL_REVERSED = compile_text(rf"(?:{_LOCAL_CHAR}+')*{_LOCAL_CHAR}+")
 # A value that is one ASCII address and nothing else - an email column - is recognised with one fullmatch.
 _WHOLE_EMAIL = (
     rf"(?P<local>{_LOCAL})(?:@|%40)(?:{_LABEL_CHAR}+\.)+"
