@@ -123,7 +123,9 @@ def open_session_recorder(gateway: Gateway, session: Session, started_ns: int) -
         header,
         signing_key,
         durability=settings.recording_durability,
-        terminal=session.protocol == "ssh",
+        # Screen keyframes for pty sessions: what they show is a screen. Exec output without a pty is a stream
+        # (feeding it through a terminal emulator would cap a `cat` at pyte's few MB/s for nothing).
+        terminal=session.terminal_size is not None,
     )
     writer.start()
     return SessionRecorder(writer, path, started_ns)
