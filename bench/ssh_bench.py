@@ -63,10 +63,11 @@ def write_log_file(path: Path, size_mb: int) -> int:
     return probes
 
 
-def gateway_config(tmp: Path, target: SshTarget, port: int, masking: bool) -> str:
+def gateway_config(tmp: Path, target: SshTarget, port: int, masking: bool, durability: str = "chunk") -> str:
     mask = '["email", "secret", "us_ssn", "credit_card"]' if masking else "[]"
     return f"""
 [gateway]
+recording_durability = "{durability}"
 state_dir = "{tmp}/state"
 recordings_dir = "{tmp}/recordings"
 postgres_listen = "off"
@@ -91,11 +92,13 @@ mask = {mask}
 """
 
 
-def start_gateway(tmp: Path, target: SshTarget, masking: bool) -> tuple[ManagedProcess, int, str]:
+def start_gateway(
+    tmp: Path, target: SshTarget, masking: bool, durability: str
+) -> tuple[ManagedProcess, int, str]:
     tmp.mkdir(parents=True)
     config = tmp / "hoop.toml"
     port = free_port("127.0.0.1")
-    config.write_text(gateway_config(tmp, target, port, masking))
+    config.write_text(gateway_config(tmp, target, port, masking, durability))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     cli = [sys.executable, "-m", "hoop_tui.cli"]
@@ -126,6 +129,9 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--durability", default="chunk", choices=("chunk", "batch", "none"), help="recording_durability"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="hoop-ssh-bench-") as root_name:
@@ -143,7 +149,7 @@ def main() -> int:
 
             for masking in (True, False):
                 label = "gateway_masked" if masking else "gateway_unmasked"
-                process, port, token = start_gateway(root / label, target, masking)
+                process, port, token = start_gateway(root / label, target, masking, args.durability)
                 try:
                     argv = ssh_command_line([f"cat {data}"], port=port, user="web1")
                     env = ssh_environment(token)

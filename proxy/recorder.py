@@ -91,6 +91,10 @@ class SessionRecorder:
             log.exception("sealing recording %s failed", self.path)
 
 
+SQL_CHUNK_BYTES = 64 * 1024
+SSH_CHUNK_BYTES = 1024 * 1024
+
+
 def open_session_recorder(gateway: Gateway, session: Session, started_ns: int) -> SessionRecorder:
     """Create and start the session's recording; raises when it cannot (the caller decides strictness)."""
     from recordings.keys import load_or_create_signing_key
@@ -126,6 +130,9 @@ def open_session_recorder(gateway: Gateway, session: Session, started_ns: int) -
         # Screen keyframes for pty sessions: what they show is a screen. Exec output without a pty is a stream
         # (feeding it through a terminal emulator would cap a `cat` at pyte's few MB/s for nothing).
         terminal=session.terminal_size is not None,
+        # SSH output comes in bulk (a `cat`, a log tail): 64 KiB chunks meant an fsync per 64 KiB, which
+        # capped such a stream at the disk's fsync rate. Chunks still end after a second, whatever their size.
+        chunk_max_bytes=SSH_CHUNK_BYTES if session.protocol == "ssh" else SQL_CHUNK_BYTES,
     )
     writer.start()
     return SessionRecorder(writer, path, started_ns)
