@@ -176,9 +176,10 @@ def main() -> int:
     print(f"{'path':<24}{'seconds':>10}{'MB/s':>10}{'vs direct':>12}")
     for name, seconds in rows:
         print(f"{name:<24}{seconds:>10.2f}{mb / seconds:>10.1f}{results['direct_s'] / seconds:>11.2f}x")
-    masked_ratio = results["direct_s"] / results["gateway_masked_s"]
-    verdict = "meets" if masked_ratio >= TARGET_VS_DIRECT else "misses"
-    print(f"target: gateway >= {TARGET_VS_DIRECT}x direct with masking on -> {verdict} ({masked_ratio:.2f}x)")
+    for label, key in (("masking off", "gateway_unmasked_s"), ("masking on", "gateway_masked_s")):
+        ratio = results["direct_s"] / results[key]
+        verdict = "met" if ratio >= TARGET_VS_DIRECT else "MISSED"
+        print(f"target (issue #8): gateway >= {TARGET_VS_DIRECT}x direct, {label}: {ratio:.2f}x {verdict}")
     return 0
 
 

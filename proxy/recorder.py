@@ -93,12 +93,15 @@ class SessionRecorder:
 
 SQL_CHUNK_BYTES = 64 * 1024
 SSH_CHUNK_BYTES = 1024 * 1024
+# zstd level 3 compresses about twice as fast as 6 for ~13% more bytes (bench/recordings_bench.py): SSH
+# output comes in bulk, and the recorder must keep up with it or the session is slowed to its pace.
+SSH_COMPRESSION_LEVEL = 3
 
 
 def open_session_recorder(gateway: Gateway, session: Session, started_ns: int) -> SessionRecorder:
     """Create and start the session's recording; raises when it cannot (the caller decides strictness)."""
     from recordings.keys import load_or_create_signing_key
-    from recordings.writer import RecordingWriter
+    from recordings.writer import DEFAULT_COMPRESSION_LEVEL, RecordingWriter
 
     settings = gateway.settings
     signing_key = load_or_create_signing_key(settings.state_dir / "keys")
@@ -133,6 +136,7 @@ def open_session_recorder(gateway: Gateway, session: Session, started_ns: int) -
         # SSH output comes in bulk (a `cat`, a log tail): 64 KiB chunks meant an fsync per 64 KiB, which
         # capped such a stream at the disk's fsync rate. Chunks still end after a second, whatever their size.
         chunk_max_bytes=SSH_CHUNK_BYTES if session.protocol == "ssh" else SQL_CHUNK_BYTES,
+        compression_level=SSH_COMPRESSION_LEVEL if session.protocol == "ssh" else DEFAULT_COMPRESSION_LEVEL,
     )
     writer.start()
     return SessionRecorder(writer, path, started_ns)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 
 from proxy.identity.model import TokenRejected
+from proxy.ssh.algorithms import LISTENER_CIPHERS, MACS
 from proxy.ssh.channel import ChannelRelay
 from proxy.ssh.decide import PORT_FORWARD, allowed_by_name
 from proxy.ssh.host_key import load_or_create_host_key
@@ -233,6 +234,8 @@ class SshListener:
             login_timeout=LOGIN_TIMEOUT,
             keepalive_interval=30,
             server_version="hoop-tui",
+            encryption_algs=list(LISTENER_CIPHERS),
+            mac_algs=list(MACS),
         )
         sockets = self._server.sockets
         address = sockets[0].getsockname()

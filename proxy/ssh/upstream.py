@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import asyncssh
 
 from proxy.config import ConnectionSettings, SshUpstream
+from proxy.ssh.algorithms import MACS, UPSTREAM_CIPHERS
 
 CONNECT_TIMEOUT = 15.0
 
@@ -62,6 +63,8 @@ async def connect_ssh_upstream(target: SshUpstreamTarget) -> asyncssh.SSHClientC
                 gss_auth=False,
                 preferred_auth=["publickey"],
                 keepalive_interval=30,
+                encryption_algs=list(UPSTREAM_CIPHERS),
+                mac_algs=list(MACS),
             ),
             CONNECT_TIMEOUT,
         )
