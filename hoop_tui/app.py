@@ -79,11 +79,16 @@ class HoopApp(App[None]):
             # The browser reads recording files itself: it masks what this operator's role may not see
             # (the gateway masks session events it sends for the same role).
             try:
-                render_mask = frozenset((await control.whoami()).get("render_mask") or ())
-            except ControlError as error:
-                self.failure = str(error)
+                told = (await control.whoami()).get("render_mask")
+            except (ControlError, AttributeError) as error:
+                self.failure = f"cannot ask the gateway what this operator may see: {error}"
                 self.exit(return_code=1)
                 return
+            if not isinstance(told, list) or not all(isinstance(entity, str) for entity in told):
+                # A gateway that does not say (an older one) gets no recordings screen: fail closed.
+                self.recordings_dir = None
+            else:
+                render_mask = frozenset(told)
         self.call_later(self._install_screens, control, render_mask)
 
     def _install_screens(self, control: ControlCalls, render_mask: frozenset[str] = frozenset()) -> None:

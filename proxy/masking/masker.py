@@ -9,6 +9,7 @@ from proxy.masking import jsonmask
 from proxy.masking import patterns as P
 from proxy.masking.detect import Detector, Span, SpanTuple, compile_custom_rules
 from proxy.masking.entities import EMAIL, is_known_entity, mask_token, resolve_entities
+from proxy.masking.escapes import mask_escaped
 from proxy.masking.strategies import REDACT, Strategy, apply_strategy
 
 Counts = dict[str, int]
@@ -102,9 +103,17 @@ class Masker:
             if whole is not None and _plausible_address(whole):
                 return self.replacement(EMAIL, text), {EMAIL: 1}
         spans = self._detector.find(text)
-        if not spans:
-            return text, {}
-        return self._render_passes(text, spans)
+        masked, counts = self._render_passes(text, spans) if spans else (text, {})
+        if "\\" in masked:
+            return self._escaped_pass(masked, counts)
+        return masked, counts
+
+    def _escaped_pass(self, text: str, counts: Counts) -> tuple[str, Counts]:
+        """Values spelled through backslash escapes (see escapes.py), after the plain reading."""
+        escaped = mask_escaped(text, self._detector.find, self.replacement)
+        if escaped is None:
+            return text, counts
+        return escaped[0], merge_counts(dict(counts), escaped[1])
 
     def mask_bytes(self, data: bytes) -> tuple[bytes, Counts] | None:
         """Mask UTF-8 bytes; None when nothing was found. Clean input is rejected by one scan over the raw
@@ -120,7 +129,9 @@ class Masker:
                 return whole
         found = self._detector.prefilter_bytes(data)
         if found is None:
-            return None
+            if b"\\" not in data:
+                return None
+            found = (0, True)  # an escape may spell an anchor the prefilter cannot see
         return self.mask_candidate(data, *found)
 
     def _whole_address(self, data: bytes) -> tuple[bytes, Counts] | None:
@@ -151,16 +162,16 @@ class Masker:
         text = data.decode("utf-8", _DECODE_ERRORS)
         # Byte offsets are character offsets only in ASCII text.
         spans = self._detector.find(text, first if first and len(text) == len(data) else 0, numeric)
-        if not spans:
-            return None
-        masked, counts = self._render_passes(text, spans)
+        masked, counts = self._render_passes(text, spans) if spans else (text, {})
+        if "\\" in masked:
+            masked, counts = self._escaped_pass(masked, counts)
         if not counts:
             return None
         return masked.encode("utf-8", _DECODE_ERRORS), counts
 
     def might_match_bytes(self, data: bytes) -> bool:
         """The prefilter alone: False means `data` holds nothing to mask."""
-        return bool(self._entities) and self._detector.might_match_bytes(data)
+        return bool(self._entities) and (self._detector.might_match_bytes(data) or b"\\" in data)
 
     def prefilter_joined(self, data: bytes) -> tuple[int, bool] | None:
         """The prefilter over several values joined by newlines: None when none of them holds an entity, else

@@ -138,9 +138,15 @@ def _mask_text_message(
     if not masker.might_match_bytes(data[start:end]):
         return None
     if type_byte == _FUNCTION_RESULT:
+        if end - start < 4:
+            raise ProtocolError("truncated FunctionCallResponse from upstream")
         length = _unpack_i32(data, start)[0]
         if length < 0:
             return None
+        if start + 4 + length != end:
+            # The value must fill the frame exactly: anything else would mask the next messages' bytes
+            # into its place.
+            raise ProtocolError("FunctionCallResponse length does not match its frame")
         masked = masker.mask_bytes(data[start + 4 : start + 4 + length])
         if masked is None:
             return None
@@ -925,7 +931,10 @@ class PgRelay:
         if not self._rows_masker_known:
             shape, formats = self._shapes.rows_shape()
             if shape is not None:
-                self._rows_masker = masking.rows(shape, formats)
+                try:
+                    self._rows_masker = masking.rows(shape, formats)
+                except (ValueError, struct.error) as error:  # a RowDescription the masker cannot read
+                    raise ProtocolError(f"malformed RowDescription from upstream: {error}") from None
             else:  # unplaced rows: every column is scanned as text (fail closed)
                 self._rows_masker = masking.rows_unknown(
                     _unpack_u16(data, pos + 5)[0] if _unpack_i32(data, pos + 1)[0] >= 6 else 0
