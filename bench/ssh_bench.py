@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a script from a checkout
 
 from bench._cluster import ManagedProcess, tail, wait_for_port  # noqa: E402
 from hoop_tui.embedded_postgres import free_port  # noqa: E402
+from tests.ssh.gateway_fixture import ssh_gateway_config  # noqa: E402
 from tests.ssh_targets import (  # noqa: E402
     SshTarget,
     openssh_key_login,
@@ -63,33 +64,20 @@ def write_log_file(path: Path, size_mb: int) -> int:
     return probes
 
 
-def gateway_config(tmp: Path, target: SshTarget, port: int, masking: bool, durability: str = "chunk") -> str:
-    mask = '["email", "secret", "us_ssn", "credit_card"]' if masking else "[]"
-    return f"""
-[gateway]
-recording_durability = "{durability}"
-state_dir = "{tmp}/state"
-recordings_dir = "{tmp}/recordings"
-postgres_listen = "off"
-ssh_listen = "127.0.0.1:{port}"
-
-[identity]
-issuer = "local"
-
-[[connections]]
-name = "web1"
-type = "ssh"
-upstream = "{target.upstream}"
-key_file = "{target.key_file}"
-known_hosts = "{target.known_hosts}"
-
+BENCH_POLICY = """
 [[policies]]
 groups = ["bench"]
 connections = ["web1"]
 allow = ["exec"]
 allow_commands = ["cat"]
-mask = {mask}
+mask = MASK
 """
+
+
+def gateway_config(tmp: Path, target: SshTarget, port: int, masking: bool, durability: str = "chunk") -> str:
+    mask = '["email", "secret", "us_ssn", "credit_card"]' if masking else "[]"
+    policy = BENCH_POLICY.replace("MASK", mask)
+    return ssh_gateway_config(tmp, target, policy, listen=f"127.0.0.1:{port}", durability=durability)
 
 
 def start_gateway(

@@ -34,6 +34,14 @@ def upstream() -> Iterator[UpstreamPostgres]:
         stop_upstream(server)
 
 
+def mint_token(state_dir: Path, subject: str, groups: tuple[str, ...], ttl: float = 900) -> str:
+    """A token from the gateway's local issuer (the one `hoop-tui token mint` uses)."""
+    from proxy.identity.local_issuer import LocalIssuer
+
+    issuer = LocalIssuer.load_or_create(state_dir)
+    return issuer.mint(subject, list(groups), audience="hoop", ttl_seconds=ttl)
+
+
 @dataclass
 class RunningGateway:
     """A gateway on its own thread, plus what a test needs to reach it."""
@@ -52,10 +60,7 @@ class RunningGateway:
     def token(
         self, subject: str = "ci-bot", groups: tuple[str, ...] = ("ci-agents",), ttl: float = 900
     ) -> str:
-        from proxy.identity.local_issuer import LocalIssuer
-
-        issuer = LocalIssuer.load_or_create(self.state_dir)
-        return issuer.mint(subject, list(groups), audience="hoop", ttl_seconds=ttl)
+        return mint_token(self.state_dir, subject, groups, ttl)
 
     def dsn(
         self, token: str | None = None, connection: str = "appdb", user: str = "ci-bot", **extra: str

@@ -21,7 +21,7 @@ from proxy.durations import format_duration
 from proxy.masking.masker import Counts, Masker, merge_counts
 from proxy.masking.stream import StreamMasker
 from proxy.policy.engine import Decision
-from proxy.sessions import Session, new_session_id
+from proxy.sessions import Session
 from proxy.ssh.analysis_pool import analyse_off_loop
 from proxy.ssh.decide import SFTP, SHELL, allowed_by_name, decide_exec
 from proxy.ssh.terminal_mask import TerminalMasker
@@ -296,15 +296,7 @@ class ChannelRelay(asyncssh.SSHServerSession[bytes]):
 
     def _open_session(self) -> bool:
         link = self.link
-        session = Session(
-            id=new_session_id(),
-            protocol="ssh",
-            connection=link.connection,
-            identity=link.identity,
-            client_address=link.client_address,
-            client_user=link.client_user,
-            terminal_size=self._terminal_size(),
-        )
+        session = link.new_session(self._terminal_size())
         self._session = session
         started_ns = time.monotonic_ns()
         try:

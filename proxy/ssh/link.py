@@ -13,6 +13,7 @@ import asyncssh
 
 from proxy.identity.model import Identity
 from proxy.masking.masker import Masker
+from proxy.sessions import Session, new_session_id
 from proxy.ssh.upstream import SshUpstreamError, SshUpstreamTarget, connect_ssh_upstream
 
 if TYPE_CHECKING:
@@ -55,6 +56,18 @@ class SshLink:
 
     def channel_closed(self) -> None:
         self.open_channels = max(0, self.open_channels - 1)
+
+    def new_session(self, terminal_size: tuple[int, int] | None = None) -> Session:
+        """A gateway session for one channel or tunnel of this connection."""
+        return Session(
+            id=new_session_id(),
+            protocol="ssh",
+            connection=self.connection,
+            identity=self.identity,
+            client_address=self.client_address,
+            client_user=self.client_user,
+            terminal_size=terminal_size,
+        )
 
     def expired(self) -> bool:
         """The token's deadline (plus the configured grace) has passed."""

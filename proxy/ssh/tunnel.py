@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
-from proxy.sessions import Session, new_session_id
+from proxy.sessions import Session
 from proxy.ssh.channel import SshCounters
 
 if TYPE_CHECKING:
@@ -77,14 +77,7 @@ class Tunnel:
             lambda: self.upstream_side, dest_host, dest_port, orig_host, orig_port, encoding=None
         )
         link = self.link
-        session = Session(
-            id=new_session_id(),
-            protocol="ssh",
-            connection=link.connection,
-            identity=link.identity,
-            client_address=link.client_address,
-            client_user=link.client_user,
-        )
+        session = link.new_session()
         try:
             self._recorder = link.gateway.open_recorder(session, time.monotonic_ns())
         except Exception:

@@ -221,7 +221,10 @@ class TestMasking:
 
 class TestConnections:
     def test_duplicate_name(self) -> None:
-        text = APPDB + '\n[[connections]]\nname = "appdb"\ntype = "ssh"\nupstream = "deploy@h"\nkey_file = "k"\nknown_hosts = "kh"\n'
+        text = APPDB + (
+            '\n[[connections]]\nname = "appdb"\ntype = "ssh"\nupstream = "deploy@h"\n'
+            'key_file = "k"\nknown_hosts = "kh"\n'
+        )
         assert_error(text, "7: connections[1].name: a connection named 'appdb' is already defined")
 
     def test_password_in_the_url_is_refused_and_never_echoed(self) -> None:
@@ -403,7 +406,8 @@ class TestFiles:
     ["postgresql://agent:s3cret@db/app", "postgres://agent:pa/ss@db:5432/app", "ssh://ops:hunter2@bastion"],
 )
 def test_a_quoted_url_never_carries_its_password_into_the_error(tmp_path: Path, value: str) -> None:
-    text = f'[[connections]]\nname = "app"\ntype = "postgres"\nupstream = "postgresql://app@db/app"\n\n[[policies]]\ngroups = "{value}"\n'
+    text = '[[connections]]\nname = "app"\ntype = "postgres"\nupstream = "postgresql://app@db/app"\n\n'
+    text += f'[[policies]]\ngroups = "{value}"\n'
     with pytest.raises(ConfigError) as caught:
         parse_config(text, tmp_path / "hoop.toml")
     message = str(caught.value)
@@ -417,7 +421,8 @@ def test_a_quoted_url_never_carries_its_password_into_the_error(tmp_path: Path, 
 def test_an_ssh_connection_needs_its_key_and_known_hosts(tmp_path: Path, missing: str) -> None:
     keys = {"key_file": 'key_file = "./keys/web1"', "known_hosts": 'known_hosts = "./keys/known_hosts"'}
     del keys[missing]
-    text = '[[connections]]\nname = "web1"\ntype = "ssh"\nupstream = "deploy@h:22"\n' + "\n".join(keys.values())
+    text = '[[connections]]\nname = "web1"\ntype = "ssh"\nupstream = "deploy@h:22"\n'
+    text += "\n".join(keys.values())
     with pytest.raises(ConfigError) as caught:
         parse_config(text + "\n", tmp_path / "hoop.toml")
     assert caught.value.line == 1

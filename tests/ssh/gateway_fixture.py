@@ -6,6 +6,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import mint_token
 from tests.ssh_targets import SshTarget
 
 # The DESIGN §6 example, with the lists the tests exercise; "oncall" approves.
@@ -41,24 +42,30 @@ class SshGateway:
     def token(
         self, subject: str = "ci-bot", groups: tuple[str, ...] = ("ci-agents",), ttl: float = 900
     ) -> str:
-        from proxy.identity.local_issuer import LocalIssuer
-
-        issuer = LocalIssuer.load_or_create(self.state_dir)
-        return issuer.mint(subject, list(groups), audience="hoop", ttl_seconds=ttl)
+        return mint_token(self.state_dir, subject, groups, ttl)
 
     def stop(self) -> None:
         self.thread.stop()  # type: ignore[attr-defined]
 
 
-def ssh_gateway_config(tmp: Path, target: SshTarget, policies: str = SSH_POLICY, extra: str = "") -> str:
+def ssh_gateway_config(
+    tmp: Path,
+    target: SshTarget,
+    policies: str = SSH_POLICY,
+    extra: str = "",
+    *,
+    listen: str = "127.0.0.1:0",
+    durability: str = "none",
+) -> str:
+    """A gateway config with one ssh connection, "web1", to `target` (also what bench/ssh_bench.py runs)."""
     return textwrap.dedent(
         f"""
         [gateway]
         state_dir = "{tmp}/state"
         recordings_dir = "{tmp}/recordings"
         postgres_listen = "off"
-        ssh_listen = "127.0.0.1:0"
-        recording_durability = "none"
+        ssh_listen = "{listen}"
+        recording_durability = "{durability}"
         {extra}
 
         [identity]

@@ -1,7 +1,8 @@
 """Security review of the SSH data path (issue 8): requests OpenSSH never sends, races, masking, exhaustion.
 
 Each finding was written as a test marked `xfail(strict=True)` that failed on the code it was written
-against; all are fixed and plain tests now (a comment names the finding). Every other test is an attack that held.
+against; all are fixed and plain tests now (a comment names the finding). Every other test is an attack
+that held.
 
 Some attacks need requests the asyncssh client API never sends (an empty exec, a pty after exec, a second
 exec on one channel, data pipelined with the request): `RawChannel` speaks the channel protocol through
