@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from hoop_tui.messages import ControlCallFailed, WatchEnded
 from hoop_tui.palette import ConsoleCommands
 from hoop_tui.screens.help import HelpScreen
 
@@ -108,6 +109,18 @@ class HoopApp(App[None]):
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
         report_worker_error(self, event)
+
+    # Every screen's watches and calls end up here (messages bubble from the screen to the app): one place
+    # says what went wrong. A screen with more to do for a message handles it itself and stops it.
+    @on(WatchEnded)
+    def watch_ended(self, message: WatchEnded) -> None:
+        self.notify(
+            f"{message.what} watch ended: {message.reason}", severity="error", timeout=10, markup=False
+        )
+
+    @on(ControlCallFailed)
+    def call_failed(self, message: ControlCallFailed) -> None:
+        self.notify(f"{message.action} failed: {message.detail}", severity="error", timeout=10, markup=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "show" and parameters == ("recordings",):

@@ -102,16 +102,6 @@ class ApprovalsScreen(Screen[None]):
         self._show_selected()
         self.query_one(ApprovalHistory).record(request)
 
-    @on(WatchEnded)
-    def watch_ended(self, message: WatchEnded) -> None:
-        self.notify(
-            f"{message.what} watch ended: {message.reason}", severity="error", timeout=10, markup=False
-        )
-
-    @on(ControlCallFailed)
-    def call_failed(self, message: ControlCallFailed) -> None:
-        self.notify(f"{message.action} failed: {message.detail}", severity="error", timeout=10, markup=False)
-
     def action_approve(self) -> None:
         request = self.query_one(ApprovalQueue).request_under_cursor()
         if request is not None:

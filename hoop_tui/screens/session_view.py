@@ -176,6 +176,7 @@ class SessionViewScreen(Screen[None]):
 
     @on(WatchEnded)
     def watch_ended(self, message: WatchEnded) -> None:
+        message.stop()  # this screen says it itself, in its state line
         self._show_waiting_events()  # what came in just before the end
         ended = self.query_one(SessionFeed).model.ended
         if ended is not None:
@@ -183,10 +184,6 @@ class SessionViewScreen(Screen[None]):
             return
         self._show_state(f"not followed: {message.reason}")
         self.notify(f"session watch ended: {message.reason}", severity="warning", timeout=10, markup=False)
-
-    @on(ControlCallFailed)
-    def call_failed(self, message: ControlCallFailed) -> None:
-        self.notify(f"{message.action} failed: {message.detail}", severity="error", timeout=10, markup=False)
 
     def action_kill(self) -> None:
         ask_to_kill(self, self.control, self.session_id)

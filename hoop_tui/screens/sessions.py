@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 
-from hoop_tui.messages import ControlCallFailed, SessionsChanged, SessionsLoaded, WatchEnded
+from hoop_tui.messages import SessionsChanged, SessionsLoaded, WatchEnded
 from hoop_tui.screens.session_view import SessionViewScreen, ask_to_kill
 from hoop_tui.widgets.session_table import SessionTable
 
@@ -66,16 +66,6 @@ class SessionsScreen(Screen[None]):
     @on(SessionsChanged)
     def changed(self, message: SessionsChanged) -> None:
         self.query_one(SessionTable).apply(message.sessions)
-
-    @on(WatchEnded)
-    def watch_ended(self, message: WatchEnded) -> None:
-        self.notify(
-            f"{message.what} watch ended: {message.reason}", severity="error", timeout=10, markup=False
-        )
-
-    @on(ControlCallFailed)
-    def call_failed(self, message: ControlCallFailed) -> None:
-        self.notify(f"{message.action} failed: {message.detail}", severity="error", timeout=10, markup=False)
 
     @on(DataTable.RowSelected)
     def row_chosen(self, event: DataTable.RowSelected) -> None:
