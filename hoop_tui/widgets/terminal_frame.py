@@ -12,7 +12,7 @@ from textual.strip import Strip
 
 from hoop_tui.widgets.base_style import CachedBaseStyle
 from hoop_tui.widgets.recording_index import Mask, no_mask
-from hoop_tui.widgets.terminal_style import Attributes, attributes_style
+from hoop_tui.widgets.terminal_style import Attributes, attributes_style, cell_attributes
 from recordings.terminal import ScreenFrame
 
 Row = tuple[tuple[str, Attributes | None], ...]  # runs of text and their attributes (None: plain)
@@ -35,15 +35,7 @@ def styled_row(frame: ScreenFrame, y: int, text: str) -> Row:
         char = row[x]
         data = char.data or " "
         covered = wcwidth(data[0]) == 2
-        attributes = (
-            char.fg,
-            char.bg,
-            char.bold,
-            char.italics,
-            char.underscore,
-            char.strikethrough,
-            char.reverse,
-        )
+        attributes = cell_attributes(char)
         if attributes != run_attributes and run_chars:
             runs.append(("".join(run_chars), run_attributes))
             run_chars = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from rich.color import Color, ColorParseError
 from rich.style import Style
@@ -28,6 +29,11 @@ def pyte_color(name: str) -> Color | None:
         return Color.parse(name)
     except ColorParseError:
         return None
+
+
+def cell_attributes(char: Any) -> Attributes:
+    """A pyte cell's attributes, in `Attributes` order."""
+    return (char.fg, char.bg, char.bold, char.italics, char.underscore, char.strikethrough, char.reverse)
 
 
 @lru_cache(maxsize=1024)

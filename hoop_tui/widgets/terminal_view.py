@@ -16,7 +16,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from hoop_tui.widgets.terminal_style import attributes_style
+from hoop_tui.widgets.terminal_style import attributes_style, cell_attributes
 from recordings import events as kinds
 from recordings.terminal import TerminalModel, apply_terminal_event
 
@@ -82,17 +82,7 @@ class TerminalView(ScrollView):
                     text = char.data or ""
                     if not text:
                         continue  # the second column of a wide character
-                    style = attributes_style(
-                        (
-                            char.fg,
-                            char.bg,
-                            char.bold,
-                            char.italics,
-                            char.underscore,
-                            char.strikethrough,
-                            char.reverse,
-                        )
-                    )
+                    style = attributes_style(cell_attributes(char))
                 if not frame.cursor_hidden and (x, y) == (frame.cursor_x, frame.cursor_y):
                     style = style + CURSOR
                 segments.append(Segment(text, style))
