@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import getpass
 import os
@@ -20,7 +19,9 @@ from pathlib import Path
 
 import asyncssh
 
+from hoop_tui.demo.loop_thread import LoopThread
 from hoop_tui.demo.ssh_target import known_hosts_pattern, start_demo_ssh_target
+from hoop_tui.embedded_postgres import free_port
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -90,12 +91,6 @@ def _make_client_key(tmp: Path) -> _KeyFiles:
 def _write_known_hosts(path: Path, host: str, port: int, host_key: asyncssh.SSHKey) -> None:
     algorithm, blob = host_key.export_public_key().decode().split()[:2]
     path.write_text(f"{known_hosts_pattern(host, port)} {algorithm} {blob}\n")
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 def sshd_path() -> str | None:
@@ -254,33 +249,15 @@ def _login_refusal(target: SshTarget, log: Path) -> str | None:
     return lines[-1] if lines else result.stderr.decode(errors="replace").strip()
 
 
-class _LoopThread:
-    """An event loop on a daemon thread, so synchronous tests can host an asyncio server."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="ssh-target", daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine, timeout: float = START_TIMEOUT):  # type: ignore[no-untyped-def]
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self.loop.close()
-
-
 def start_asyncssh_target(tmp: Path) -> SshTarget:
     """The demo's asyncssh SSH host on its own thread, in the same SshTarget shape as `start_sshd`."""
     tmp = Path(tmp).resolve()
     workdir = tmp / "workdir"
     workdir.mkdir(parents=True, exist_ok=True)
     keys = _make_client_key(tmp)
-    runner = _LoopThread()
+    runner = LoopThread("ssh-target")
     try:
-        target = runner.run(
+        target = runner.call(
             start_demo_ssh_target(workdir, host=LOOPBACK, authorized_key=keys.authorized_keys)
         )
     except BaseException:
@@ -293,7 +270,7 @@ def start_asyncssh_target(tmp: Path) -> SshTarget:
 
     def stop() -> None:
         try:
-            runner.run(shut_down())
+            runner.call(shut_down())
         finally:
             runner.stop()
 

@@ -9,11 +9,11 @@ import secrets
 import shlex
 import socket
 import textwrap
-import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from hoop_tui.demo.loop_thread import LoopThread
 from hoop_tui.demo.seed import seed_sql
 from hoop_tui.embedded_postgres import EmbeddedPostgres
 
@@ -22,7 +22,6 @@ log = logging.getLogger("hoop.demo")
 PASSWORD_ENV = "HOOP_DEMO_APPDB_PASSWORD"
 AGENT_GROUP = "ci-agents"
 SSH_CONNECTION = "web1"
-T = TypeVar("T")
 
 DEMO_POLICY = """
 [[policies]]
@@ -93,7 +92,7 @@ class DemoEnvironment:
         self.postgres: EmbeddedPostgres | None = None
         self.thread = None
         self.config_path = self.state_dir / "hoop.toml"
-        self.ssh_host: _LoopThread | None = None
+        self.ssh_host: LoopThread | None = None
         self.ssh_target: Any = None
 
     def _start_ssh_host(self) -> int:
@@ -117,7 +116,7 @@ class DemoEnvironment:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(key.export_private_key())
         gateway_key = asyncssh.read_private_key(str(key_path))
-        self.ssh_host = _LoopThread("hoop-demo-ssh-host")
+        self.ssh_host = LoopThread("hoop-demo-ssh-host")
         self.ssh_target = self.ssh_host.call(start_demo_ssh_target(workdir, authorized_key=gateway_key))
         (keys / "known_hosts").write_text(self.ssh_target.host_key_line + "\n")
         return int(self.ssh_target.port)
@@ -211,22 +210,6 @@ def port_or_any(port: int, host: str = "127.0.0.1") -> int:
             log.warning("port %d is taken; the demo uses a free port instead", port)
             return 0
     return port
-
-
-class _LoopThread:
-    """An event loop on a daemon thread, for the demo SSH host (it must listen before the gateway starts)."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self._thread.start()
-
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
 
 
 AGENT_STEPS = [
