@@ -247,8 +247,12 @@ class Gateway:
             sslrootcert=upstream.sslrootcert,
         )
 
-    def masking_for(self, policy: SessionPolicy) -> SessionMasking | None:
+    def masking_for(self, policy: SessionPolicy | GrantedPolicy) -> SessionMasking | None:
         """A session's masking state; the (costly) Masker is shared by sessions with the same policies."""
+        if isinstance(policy, GrantedPolicy):
+            # Keyed by the engine's cached policy: each session has its own GrantedPolicy, and grants never
+            # change masking. (Keyed by the wrapper, every session built a Masker and kept it for good.)
+            policy = policy.base
         if not policy.mask_entities and not policy.mask_columns:
             return None
         shared = self._maskers.get(id(policy))

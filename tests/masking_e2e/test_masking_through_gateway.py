@@ -147,3 +147,11 @@ async def test_asyncpg_binary_rows_and_prepared_statements_are_masked(masked_gat
             assert look_alike in text
     finally:
         await conn.close()
+
+
+async def test_sessions_of_one_policy_share_one_masker(masked_gateway: RunningGateway) -> None:
+    for _ in range(3):
+        conn = await asyncpg.connect(masked_gateway.url(), ssl=False)
+        await conn.fetchval("SELECT 'x'")
+        await conn.close()
+    assert len(masked_gateway.gateway._maskers) == 1, "a Masker is built per policy, not per session"
