@@ -109,7 +109,7 @@ def open_session_recorder(gateway: Gateway, session: Session, started_ns: int) -
     directory = settings.recordings_dir / day
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{session.id}.hrec"
-    policy = gateway.policy_for(session.identity, session.connection)
+    policy = gateway.policies.for_session(session.identity.groups, session.connection)  # masking: no grants
     header: dict[str, Any] = {
         "session_id": session.id,
         "protocol": session.protocol,
