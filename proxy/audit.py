@@ -16,7 +16,32 @@ log = logging.getLogger("hoop.audit")
 
 # json.dumps with these options would build a new encoder for every line.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_ENCODE_STRING = json.encoder.encode_basestring_ascii  # what that encoder does to a str (ensure_ascii)
 _HEAD_KEYS = frozenset({"at", "gateway"})
+# The records that come at statement rates: {"action": A, "decision", "kind", "rule", A: text} with A one of
+# these. All but the text repeat, so their JSON is made once (the line is byte-for-byte what _ENCODE makes).
+_PER_STATEMENT_SHAPES = {
+    "statement": ("action", "decision", "kind", "rule", "statement"),
+    "command": ("action", "decision", "kind", "rule", "command"),
+}
+_MAX_CACHED_PREFIXES = 4096
+
+
+def _statement_body(record: dict[str, Any], prefixes: dict[tuple[Any, ...], str]) -> str | None:
+    """The JSON of a per-statement record from a cached prefix, or None when it has another shape."""
+    shape = _PER_STATEMENT_SHAPES.get(record.get("action"))  # type: ignore[arg-type]
+    if shape is None or tuple(record) != shape:
+        return None
+    text = record[shape[4]]
+    key = (shape[4], record["decision"], record["kind"], record["rule"])
+    if type(text) is not str or not all(value is None or type(value) is str for value in key):
+        return None
+    prefix = prefixes.get(key)
+    if prefix is None:
+        prefix = _ENCODE(dict(zip(shape[:4], key, strict=True)))[:-1] + f',"{shape[4]}":'
+        if len(prefixes) < _MAX_CACHED_PREFIXES:
+            prefixes[key] = prefix
+    return prefix + _ENCODE_STRING(text) + "}"
 
 
 def _context_head(gateway: str, context: dict[str, Any] | None) -> tuple[str, frozenset[str]] | None:
@@ -50,6 +75,7 @@ class AuditLog:
         self._stopping = False
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="hoop-audit", daemon=True)
+        self._prefixes: dict[tuple[Any, ...], str] = {}  # the writer thread's, see _statement_body
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -106,7 +132,7 @@ class AuditLog:
                 continue
             # The same line json.dumps makes of the merged dict, built from parts: a float is written
             # as its repr, and the record's own keys come after the context's.
-            body = _ENCODE(record)
+            body = _statement_body(record, self._prefixes) or _ENCODE(record)
             lines.append(f'{{"at":{at!r},{head[0]}{body[1:]}\n')
         text = "".join(lines)
         with self.current_path().open("a", encoding="utf-8") as handle:

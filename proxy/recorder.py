@@ -24,11 +24,14 @@ class SessionRecorder:
     cost on the hot path is one counter and one truthiness check per event.
     """
 
-    __slots__ = ("_end_event", "_started_ns", "_subscribers", "_write", "_writer", "appended", "path")
+    __slots__ = (
+        "_end_event", "_started_ns", "_subscribers", "_write", "_write_many", "_writer", "appended", "path",
+    )  # fmt: skip
 
     def __init__(self, writer: RecordingWriter, path: Path, started_ns: int) -> None:
         self._writer = writer
         self._write = writer.append
+        self._write_many = writer.append_trusted
         self._started_ns = started_ns
         self._subscribers: tuple[Callable[[list | None], None], ...] = ()
         self._end_event: list | None = None
@@ -40,6 +43,14 @@ class SessionRecorder:
         self.appended += 1
         if self._subscribers:
             self._deliver(event)
+
+    def append_many(self, events: list[list]) -> None:
+        """Several events the gateway built itself (well-formed `[t_us, kind, *fields]` lists), in order."""
+        self._write_many(events)
+        self.appended += len(events)
+        if self._subscribers:
+            for event in events:
+                self._deliver(event)
 
     def _deliver(self, event: list | None) -> None:
         for deliver in self._subscribers:

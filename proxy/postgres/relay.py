@@ -271,6 +271,7 @@ class PgRelay:
         max_message_size: int,
         record: Callable[[list[Any]], None] | None,
         on_close: Callable[[str], None],
+        record_many: Callable[[list[list[Any]]], None] | None = None,
         started_ns: int | None = None,
         gate: StatementGate | None = None,
         audit: Callable[[dict[str, Any]], None] | None = None,
@@ -280,7 +281,11 @@ class PgRelay:
         self.client = client
         self.server = server
         self.max_size = max_message_size
-        self.record = record
+        # With `record_many` the events of one received buffer are collected here and handed over together
+        # when the callback ends (one call into the recorder per buffer, not one per event).
+        self._events: list[list[Any]] = []
+        self._record_many = record_many
+        self.record = self._events.append if record_many is not None else record
         self.on_close = on_close
         self.counters = SessionCounters()
         self.transaction_status = "I"
@@ -374,6 +379,19 @@ class PgRelay:
     # ---------------------------------------------------------------- client → server
 
     def from_client(self, data: bytes) -> None:
+        try:
+            self._from_client(data)
+        finally:
+            if self._events:
+                self._flush_events()
+
+    def _flush_events(self) -> None:
+        events = self._events[:]
+        self._events.clear()  # the same list: `self.record` is its bound append
+        assert self._record_many is not None
+        self._record_many(events)
+
+    def _from_client(self, data: bytes) -> None:
         if self._held_input is not None:
             self._held_input += data
             if len(self._held_input) > self.max_size:
@@ -765,6 +783,13 @@ class PgRelay:
     # ---------------------------------------------------------------- server → client
 
     def from_server(self, data: bytes) -> None:
+        try:
+            self._from_server(data)
+        finally:
+            if self._events:
+                self._flush_events()
+
+    def _from_server(self, data: bytes) -> None:
         self.counters.bytes_from_server += len(data)
         self._now = (time.monotonic_ns() - self._t0_ns) // 1000
         if self._server_tail.parts:

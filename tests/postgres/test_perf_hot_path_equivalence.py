@@ -68,3 +68,38 @@ def test_audit_lines_are_the_merged_records_as_json(
         for at, context, record in batch
     ]
     assert written == expected
+
+
+PER_STATEMENT_RECORDS = st.builds(
+    lambda action, decision, kind, rule, text: {
+        "action": action, "decision": decision, "kind": kind, "rule": rule, action: text,
+    },
+    st.sampled_from(["statement", "command"]),
+    st.sampled_from(["allow", "deny", "review"]),
+    st.sampled_from(["read", "write", "opaque"]),
+    st.none() | st.text(max_size=6),
+    st.text(max_size=12),
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    records=st.lists(PER_STATEMENT_RECORDS | st.dictionaries(KEYS, JSON_SCALARS, max_size=4), max_size=10),
+    context=st.none() | st.dictionaries(KEYS, JSON_SCALARS, max_size=3),
+)
+def test_per_statement_records_from_cached_prefixes_are_the_same_json(
+    tmp_path_factory: Any, records: list[dict[str, Any]], context: dict[str, Any] | None
+) -> None:
+    directory: Path = tmp_path_factory.mktemp("audit")
+    audit = AuditLog(directory, "gw-1", durable=False)
+    batch = [(1.5, context, record) for record in records]
+    audit._write(batch)
+    audit._write(batch)  # the second time every prefix comes from the cache
+    written = audit.current_path().read_text(encoding="utf-8").splitlines() if batch else []
+    expected = [
+        json.dumps(
+            {"at": at, "gateway": "gw-1", **(context or {}), **record}, separators=(",", ":"), default=str
+        )
+        for at, context, record in batch
+    ]
+    assert written == expected * 2
