@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import secrets
@@ -26,6 +27,7 @@ BENCH_ROLE = "bench"
 BENCH_DATABASE = "bench"
 GATEWAY_CONNECTION = "bench"
 UNMASKED_CONNECTION = "bench_unmasked"  # the same upstream under a policy without masking, for bulk on/off
+BARE_RELAY = "bare relay"  # bench/bare_relay.py: Python + uvloop forwarding bytes, no gateway feature
 GATEWAY_GROUP = "bench"
 # pgserver's system user: EmbeddedPostgres runs the server as it when we are root, and so do we for pgbouncer.
 UNPRIVILEGED_USER = "pgserver"
@@ -273,6 +275,24 @@ class BenchCluster:
         if not wait_for_port(LOOPBACK, port, process.process, timeout=15):
             raise StartError(f"pgbouncer did not start:\n{tail(log_path)}")
         return Endpoint("pgbouncer", LOOPBACK, port, upstream.user, upstream.password, upstream.database)
+
+    # ------------------------------------------------------------------------------------------ bare relay
+
+    def start_bare_relay(self, upstream: Endpoint) -> Endpoint:
+        """bench/bare_relay.py in front of `upstream`: direct's login, through a relay that does nothing."""
+        directory = self.root / "bare-relay"
+        directory.mkdir()
+        port = free_port(LOOPBACK)
+        log_path = directory / "bare-relay.log"
+        argv = [
+            sys.executable, str(REPO_ROOT / "bench" / "bare_relay.py"),
+            "--listen", f"{LOOPBACK}:{port}", "--upstream", f"{upstream.host}:{upstream.port}",
+        ]  # fmt: skip
+        process = ManagedProcess(argv, log_path=log_path, env=dict(os.environ), cwd=directory)
+        self._cleanup.callback(process.stop)
+        if not wait_for_port(LOOPBACK, port, process.process, timeout=30):
+            raise StartError(f"the bare relay did not start:\n{tail(log_path)}")
+        return dataclasses.replace(upstream, name=BARE_RELAY, port=port)
 
     # ------------------------------------------------------------------------------------------ gateway
 

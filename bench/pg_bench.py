@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
 from bench._cluster import (
+    BARE_RELAY,
     UNMASKED_CONNECTION,
     BenchCluster,
     Endpoint,
@@ -134,6 +135,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--bulk-repeat", type=positive_int, default=3, help="bulk runs per target; the best one counts"
     )
     parser.add_argument("--skip-bulk", action="store_true", help="only run pgbench")
+    parser.add_argument(
+        "--no-bare-relay",
+        action="store_true",
+        help="leave out bench/bare_relay.py's row (Python + uvloop forwarding bytes, no gateway feature)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     args = parser.parse_args(argv)
     if args.threads > args.clients:
@@ -408,7 +414,7 @@ def text_report(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"bulk: {settings['bulk_rows']:,} rows streamed by psql to /dev/null, best of "
-            f"{settings['bulk_repeat']} (SELECT g, md5(g::text), 'user'||g||'@example.com' ...; "
+            f"{settings['bulk_repeat']} (SELECT g, md5(g::text), an e-mail address in every third row ...; "
             "and COPY (same) TO STDOUT via \\copy)",
             f"{'target':<14}{'SELECT rows/s':>15}{'vs direct':>11}{'COPY rows/s':>15}{'vs direct':>11}"
             f"{'proxy CPU us/row SELECT, COPY':>32}",
@@ -622,6 +628,13 @@ def run(args: argparse.Namespace) -> int:
             except StartError as error:
                 notes.append(f"pgbouncer skipped: {error}")
                 progress(notes[-1])
+        if not args.no_bare_relay:
+            progress("starting the bare relay (the floor for a Python relay)")
+            try:
+                targets.append(cluster.start_bare_relay(direct))
+            except StartError as error:
+                notes.append(f"bare relay skipped: {error}")
+                progress(notes[-1])
         gateways: list[GatewayHandle] = []
         for workers in args.workers:
             progress(f"starting the gateway with workers={workers}")
@@ -635,6 +648,7 @@ def run(args: argparse.Namespace) -> int:
         # What names each proxy's processes on their command lines, for their CPU time.
         cpu_markers = {handle.endpoint.name: str(handle.directory / "hoop.toml") for handle in gateways}
         cpu_markers["pgbouncer"] = str(cluster.root / "pgbouncer" / "pgbouncer.ini")
+        cpu_markers[BARE_RELAY] = "bare_relay.py"  # its command line; one runs per benchmark
         tps_results = measure_tps(pgbench, targets, args, cpu_markers)
         # Bulk also runs through each gateway with masking off (same upstream, a policy without `mask`).
         unmasked = [
