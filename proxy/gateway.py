@@ -23,6 +23,7 @@ from proxy.identity.model import Identity
 from proxy.identity.verifier import IssuerConfig, TokenVerifier
 from proxy.masking.columns import ColumnRules
 from proxy.masking.masker import Masker
+from proxy.masking.table_names import TableNames
 from proxy.policy.classify import SqlClassifier
 from proxy.policy.engine import PolicyEngine, SessionPolicy
 from proxy.postgres.framing import CancelRequest
@@ -67,6 +68,7 @@ class Gateway:
         self._closing: set[asyncio.Task[Any]] = set()
         self._classifiers: dict[str, tuple[SqlClassifier, float]] = {}
         self._maskers: dict[int, tuple[SessionPolicy, Masker, ColumnRules | None]] = {}
+        self._table_names: dict[str, TableNames] = {}
         self._mask_secret: bytes | None = None
         # Approval requests are owned per process: a restarted worker cancels what it held before.
         self.instance_id = f"{self.settings.gateway_id}/{worker_index}"
@@ -198,6 +200,7 @@ class Gateway:
         self.policies = PolicyEngine(config.policies)
         self._classifiers.clear()
         self._maskers.clear()
+        self._table_names.clear()  # a connection's upstream may have changed
         self.audit(None, {"action": "config.reload", "path": str(config.path)})
         log.info("configuration reloaded from %s", config.path)
 
@@ -247,7 +250,16 @@ class Gateway:
             sslrootcert=upstream.sslrootcert,
         )
 
-    def masking_for(self, policy: SessionPolicy | GrantedPolicy) -> SessionMasking | None:
+    def table_names_for(self, connection: str) -> TableNames:
+        """The connection's catalog of table names (shared by its sessions; see masking/table_names.py)."""
+        tables = self._table_names.get(connection)
+        if tables is None:
+            tables = self._table_names[connection] = TableNames()
+        return tables
+
+    def masking_for(
+        self, policy: SessionPolicy | GrantedPolicy, tables: TableNames | None = None
+    ) -> SessionMasking | None:
         """A session's masking state; the (costly) Masker is shared by sessions with the same policies."""
         if isinstance(policy, GrantedPolicy):
             # Keyed by the engine's cached policy: each session has its own GrantedPolicy, and grants never
@@ -263,7 +275,7 @@ class Gateway:
             assert template is not None
             shared = (policy, template.masker, template.column_rules)
             self._maskers[id(policy)] = shared
-        return SessionMasking(shared[1], shared[2])
+        return SessionMasking(shared[1], shared[2], tables)
 
     def classifier_for(self, connection: str) -> tuple[SqlClassifier, bool]:
         """The connection's classifier, and whether its write-function list is due for a refresh."""

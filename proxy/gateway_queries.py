@@ -9,3 +9,14 @@ WRITE_FUNCTIONS_SQL = (
     "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
     "AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype"
 )
+
+# The columns of relations that can appear in results (tables, partitioned tables, views, materialized views,
+# foreign tables), for column rules (proxy/masking/table_names.py): a rule must match a column by its own
+# name even when a query renames it (`SELECT ssn AS s FROM users`). A relation without columns still gets a
+# row, so that its OID is known.
+TABLE_NAMES_SQL = (
+    "SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+)

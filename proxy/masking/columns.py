@@ -6,9 +6,10 @@
 # case-insensitively as PostgreSQL folds unquoted identifiers. An optional `=entity` names the entity whose
 # token and strategy replace the value ("[US_SSN]"); without one the entity is "masked" ("[MASKED]").
 #
-# Fail closed where the table is unknown: a RowDescription field computed by an expression has no table, so a
-# rule that names a table still applies to a column of that name. A table given without a schema matches any
-# schema.
+# A result column's table comes from the upstream's catalog (proxy/masking/table_names.py). Fail closed
+# where it does not: a field computed by an expression has no table, and a table created after the catalog
+# was loaded is not in it yet, so a rule that names a table still applies to a column of that name. A table
+# given without a schema matches any schema.
 
 from __future__ import annotations
 
@@ -83,9 +84,13 @@ class ColumnRules:
         """True when a rule names this column. `table` may be schema-qualified ("public.users") or None."""
         return self.entity_for(table, column) is not None
 
-    def entity_for(self, table: str | None, column: str) -> str | None:
-        """The entity of the first rule naming this column, or None."""
-        schema, table_name = _split_table(table)
+    def entity_for(self, table: str | None, column: str, *, schema: str | None = None) -> str | None:
+        """The entity of the first rule naming this column, or None. With `schema`, `table` is the bare
+        table name (as resolved from the catalog: it may itself hold a dot)."""
+        if schema is not None and table is not None:
+            schema, table_name = schema.lower(), table.lower()
+        else:
+            schema, table_name = _split_table(table)
         column = column.lower()
         for rule in self._rules:
             if rule.matches(schema, table_name, column):

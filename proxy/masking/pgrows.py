@@ -55,6 +55,17 @@ class ColumnInfo:
     table_name: str | None
     type_oid: int
     format: int = TEXT_FORMAT
+    schema_name: str | None = None  # set when the table was resolved from its OID (then `table_name` is bare)
+    source_name: str | None = None  # the table column's own name when the query renamed it (`ssn AS s`)
+
+
+def _rule_entity(rules: ColumnRules, column: ColumnInfo) -> str | None:
+    """The entity of the rule naming this column by the name it has in the result or, when the query renamed
+    it, by its own name in its table."""
+    entity = rules.entity_for(column.table_name, column.name, schema=column.schema_name)
+    if entity is None and column.source_name is not None:
+        entity = rules.entity_for(column.table_name, column.source_name, schema=column.schema_name)
+    return entity
 
 
 def build_datarow(body: bytes) -> bytes:
@@ -76,7 +87,7 @@ class RowMasker:
         self._masker = masker
         self._columns = tuple(columns)
         rules = column_rules if column_rules else None
-        entities = [rules.entity_for(c.table_name, c.name) if rules else None for c in self._columns]
+        entities = [_rule_entity(rules, c) if rules else None for c in self._columns]
         self._rule_entities = tuple(entities)
         self._plans = tuple(
             _plan(masker, column.type_oid, column.format, entity)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from proxy.approvals import HoldOutcome
-from proxy.gateway_queries import WRITE_FUNCTIONS_SQL
+from proxy.gateway_queries import TABLE_NAMES_SQL, WRITE_FUNCTIONS_SQL
 from proxy.identity.model import TokenRejected
 from proxy.postgres.endpoint import Endpoint, PeerClosed
 from proxy.postgres.enforcement import StatementGate, Verdict
@@ -336,6 +336,9 @@ class PostgresListener:
             if refresh_functions:
                 rows = await run_query(link, WRITE_FUNCTIONS_SQL, max_message_size=max_size)
                 self.gateway.set_write_functions(connection_name, rows)
+            tables = self.gateway.table_names_for(connection_name) if session_policy.mask_columns else None
+            if tables is not None and tables.refresh_due():
+                tables.replace(await run_query(link, TABLE_NAMES_SQL, max_message_size=max_size))
         except UpstreamError as exc:
             raise HandshakeRefused(
                 f'the upstream of connection "{connection_name}" is unavailable',
@@ -410,7 +413,7 @@ class PostgresListener:
                 gate=StatementGate(session_policy, classifier),
                 audit=lambda record: self.gateway.audit(session, record),
                 hold=hold,
-                masking=self.gateway.masking_for(session_policy),
+                masking=self.gateway.masking_for(session_policy, tables),
             )
             cancel_entry = self.cancel_keys.get(pid)
             if cancel_entry is not None:

@@ -1116,6 +1116,11 @@ class PgRelay:
             raise ProtocolError(
                 "binary COPY output cannot be masked; use COPY ... TO STDOUT in text or csv format"
             )
+        if self.masking is not None and self.masking.column_rules:
+            # COPY data names no columns and no tables: mask_columns rules cannot be applied to it.
+            raise UnmaskableOutput(
+                "COPY output cannot be checked against this session's mask_columns rules; use SELECT"
+            )
         return None
 
     def _on_text_message(self, data: bytes, pos: int, end: int) -> bytes | None:

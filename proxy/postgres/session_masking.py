@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import struct
@@ -15,6 +16,7 @@ from proxy.masking.masker import Masker
 from proxy.masking.pgrows import ColumnInfo, RowMasker
 from proxy.masking.pgtypes import ARRAY_ELEMENT_OIDS, BYTEA, JSON, JSONB, NO_TEXT_OIDS, TEXT_BINARY_OIDS
 from proxy.masking.strategies import parse_strategy
+from proxy.masking.table_names import TableNames
 from proxy.policy.engine import SessionPolicy
 from proxy.postgres.protocol import ProtocolError
 
@@ -54,19 +56,31 @@ def build_masker(policy: SessionPolicy, secret: bytes) -> Masker:
     )
 
 
-def columns_of(row_description_body: bytes) -> list[ColumnInfo]:
-    """Masking's view of a RowDescription body. Table names are not resolved (OIDs only): column rules
-    then match by column name alone, which masks more, never less."""
+def columns_of(row_description_body: bytes, tables: TableNames | None = None) -> list[ColumnInfo]:
+    """Masking's view of a RowDescription body, each field's table resolved through `tables`. A field whose
+    table is unknown (computed, or no catalog) has none: column rules then match it by its name alone,
+    which masks more, never less."""
     count = struct.unpack_from("!H", row_description_body, 0)[0]
     offset = 2
     columns = []
     for _ in range(count):
         stop = row_description_body.index(b"\0", offset)
         name = row_description_body[offset:stop].decode("utf-8", "replace")
-        _table, _column, type_oid, _size, _modifier, fmt = _FIELD_TAIL.unpack_from(
+        table_oid, number, type_oid, _size, _modifier, fmt = _FIELD_TAIL.unpack_from(
             row_description_body, stop + 1
         )
-        columns.append(ColumnInfo(name, None, type_oid, fmt))
+        resolved = tables.resolve(table_oid) if tables is not None else None
+        if resolved is None:
+            columns.append(ColumnInfo(name, None, type_oid, fmt))
+        else:
+            assert tables is not None
+            source = tables.column_name(table_oid, number)
+            columns.append(
+                ColumnInfo(
+                    name, resolved[1], type_oid, fmt, schema_name=resolved[0],
+                    source_name=source if source != name else None,
+                )
+            )  # fmt: skip
         offset = stop + 1 + _FIELD_TAIL.size
     return columns
 
@@ -83,10 +97,14 @@ class SessionMasking:
         "counts",
         "frame_scan",
         "masker",
+        "tables",
     )
 
-    def __init__(self, masker: Masker, column_rules: ColumnRules | None) -> None:
+    def __init__(
+        self, masker: Masker, column_rules: ColumnRules | None, tables: TableNames | None = None
+    ) -> None:
         self.masker = masker
+        self.tables = tables if column_rules else None  # only column rules need to know a column's table
         if masker not in _frame_scans:
             _frame_scans[masker] = FrameScan.for_masker(masker)
         self.frame_scan = _frame_scans[masker]
@@ -131,12 +149,12 @@ class SessionMasking:
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
-        columns = columns_of(row_description_body)
+        columns = columns_of(row_description_body, self.tables)
         if formats:
             chosen = formats * len(columns) if len(formats) == 1 else formats
             columns = [
-                ColumnInfo(c.name, c.table_name, c.type_oid, chosen[i] if i < len(chosen) else 0)
-                for i, c in enumerate(columns)
+                dataclasses.replace(column, format=chosen[i] if i < len(chosen) else 0)
+                for i, column in enumerate(columns)
             ]
         for column in columns:
             if column.format == 1 and column.type_oid not in _READABLE_BINARY:
