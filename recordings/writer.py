@@ -21,7 +21,7 @@ from array import array
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgpack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -60,13 +60,9 @@ KEYFRAME_REPLAY_BUDGET = 4096
 _ESTIMATED_EVENT_BYTES = 64
 
 
-class _PackedRun(NamedTuple):
-    """Events `append_trusted` packed on the caller's thread; `last_t` is -1 when they are out of order."""
-
-    packed: bytes
-    count: int
-    first_t: int
-    last_t: int
+# Events `append_trusted` packed on the caller's thread, queued as a plain tuple (events are lists):
+# (packed bytes, event count, first t_us, last t_us — or -1 when they are out of order).
+_PackedRun = tuple[bytes, int, int, int]
 
 
 def _out_of_order(events: list[list]) -> bool:
@@ -230,7 +226,7 @@ class RecordingWriter:
         if first > last or (count > 2 and first != last and _out_of_order(events)):
             last = -1  # the disk thread unpacks the run and puts it in time order event by event
         queue = self._queue
-        queue.append(_PackedRun(packed, count, first, last))
+        queue.append((packed, count, first, last))
         if self._thread_idle:
             self._thread_idle = False
             self._wake.set()
@@ -291,7 +287,7 @@ class RecordingWriter:
         while True:
             while queue:
                 item = popleft()
-                if type(item) is _PackedRun:
+                if type(item) is tuple:
                     self._add_run(item)
                 else:
                     self._add(item)
@@ -341,19 +337,19 @@ class RecordingWriter:
 
     def _add_run(self, run: _PackedRun) -> None:
         """Add events packed by `append_trusted`: no per-event work unless they need reordering."""
-        if run.first_t < self._last_t or run.last_t < 0 or self._model is not None:
-            for event in unpack_events(run.packed, run.count):
+        packed, count, first_t, last_t = run
+        if first_t < self._last_t or last_t < 0 or self._model is not None:
+            for event in unpack_events(packed, count):
                 self._add(event)
             return
         if not self._chunk_events:
-            self._chunk_first_t = run.first_t
+            self._chunk_first_t = first_t
             self._chunk_deadline = time.monotonic() + self._chunk_max_seconds
-        self._last_t = run.last_t
-        packed = run.packed
+        self._last_t = last_t
         self._chunk_parts.append(packed)
         self._chunk_bytes += len(packed)
-        self._chunk_events += run.count
-        self._average_event_bytes += (len(packed) / run.count - self._average_event_bytes) / 8
+        self._chunk_events += count
+        self._average_event_bytes += (len(packed) / count - self._average_event_bytes) / 8
         if self._chunk_bytes >= self._chunk_max_bytes:
             self._cut_chunk()
 
