@@ -28,6 +28,15 @@ class _Upstream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.client.close()
 
+    # The client reads slower than the upstream sends (a bulk read): stop reading upstream meanwhile.
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
 
 class _Client(asyncio.Protocol):
     def __init__(self, upstream: tuple[str, int]) -> None:
@@ -35,6 +44,7 @@ class _Client(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.upstream: asyncio.Transport | None = None
         self.early: list[bytes] = []  # what the client sent before the upstream connection was up
+        self.gone = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -50,6 +60,9 @@ class _Client(asyncio.Protocol):
         except OSError:
             self.transport.close()
             return
+        if self.gone:  # the client left while we connected
+            upstream.close()
+            return
         self.upstream = upstream  # type: ignore[assignment]
         upstream.writelines(self.early)
         self.early = []
@@ -61,8 +74,17 @@ class _Client(asyncio.Protocol):
             self.upstream.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.gone = True
         if self.upstream is not None:
             self.upstream.close()
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
 
 
 def _address(text: str) -> tuple[str, int]:

@@ -10,13 +10,37 @@ WRITE_FUNCTIONS_SQL = (
     "AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype"
 )
 
-# The columns of relations that can appear in results (tables, partitioned tables, views, materialized views,
-# foreign tables), for column rules (proxy/masking/table_names.py): a rule must match a column by its own
-# name even when a query renames it (`SELECT ssn AS s FROM users`). A relation without columns still gets a
-# row, so that its OID is known.
-TABLE_NAMES_SQL = (
-    "SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname FROM pg_catalog.pg_class c "
+# The upstream's catalog for column rules (proxy/masking/table_names.py), as rows of five text columns:
+# ("t", oid, schema, name, relkind) per relation that can appear in results, ("c", oid, column number, name,
+# NULL) per live column of one, ("a", oid, ancestor schema, ancestor name, depth) per ancestor of a partition
+# or inheritance child.
+_RELATION_KINDS = "('r', 'p', 'v', 'm', 'f')"
+CATALOG_SQL = (
+    "SELECT 't', c.oid::text, n.nspname::text, c.relname::text, c.relkind::text FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-    "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+    f"WHERE c.relkind IN {_RELATION_KINDS} "
+    "UNION ALL SELECT 'c', a.attrelid::text, a.attnum::text, a.attname::text, NULL "
+    "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+    f"WHERE c.relkind IN {_RELATION_KINDS} AND a.attnum > 0 AND NOT a.attisdropped "
+    "UNION ALL SELECT 'a', up.child::text, n.nspname::text, c.relname::text, up.depth::text FROM ("
+    "WITH RECURSIVE up(child, parent, depth) AS ("
+    "SELECT inhrelid, inhparent, 1 FROM pg_catalog.pg_inherits "
+    "UNION ALL SELECT up.child, i.inhparent, up.depth + 1 FROM up "
+    "JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.parent WHERE up.depth < 64) "
+    "SELECT child, parent, depth FROM up) up "
+    "JOIN pg_catalog.pg_class c ON c.oid = up.parent JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+)
+# One row: a digest of everything CATALOG_SQL reads. Run at every session start of a policy with column rules,
+# so a table renamed over another (a nightly rebuild) is known by its new name from the next session on.
+CATALOG_FINGERPRINT_SQL = (
+    "SELECT md5(coalesce((SELECT string_agg(c.oid::text || '.' || n.nspname::text || '.' "
+    "|| c.relname::text || '.' || c.relkind::text, ',' ORDER BY c.oid) FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE c.relkind IN {_RELATION_KINDS}), '') || '|' || "
+    "coalesce((SELECT string_agg(a.attrelid::text || '.' || a.attnum::text || '.' || a.attname::text, ',' "
+    "ORDER BY a.attrelid, a.attnum) FROM pg_catalog.pg_attribute a "
+    "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+    f"WHERE c.relkind IN {_RELATION_KINDS} AND a.attnum > 0 AND NOT a.attisdropped), '') || '|' || "
+    "coalesce((SELECT string_agg(inhrelid::text || '.' || inhparent::text, ',' ORDER BY inhrelid, inhparent) "
+    "FROM pg_catalog.pg_inherits), ''))"
 )

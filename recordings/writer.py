@@ -223,7 +223,7 @@ class RecordingWriter:
         # The array header (fixarray, array 16 or array 32) dropped: the events back to back.
         packed = self._caller_packer.pack(events)[1 if count < 16 else 3 if count < 65536 else 5 :]
         first, last = events[0][0], events[-1][0]
-        if first > last or (count > 2 and first != last and _out_of_order(events)):
+        if first > last or (count > 2 and _out_of_order(events)):
             last = -1  # the disk thread unpacks the run and puts it in time order event by event
         queue = self._queue
         queue.append((packed, count, first, last))

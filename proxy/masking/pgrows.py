@@ -55,17 +55,28 @@ class ColumnInfo:
     table_name: str | None
     type_oid: int
     format: int = TEXT_FORMAT
-    schema_name: str | None = None  # set when the table was resolved from its OID (then `table_name` is bare)
+    # From the upstream's catalog (proxy/masking/table_names.py), when the field's table is known there:
+    tables: tuple[tuple[str, str], ...] = ()  # (schema, table) of its table, then of that table's ancestors
     source_name: str | None = None  # the table column's own name when the query renamed it (`ssn AS s`)
+    row_columns: tuple[str, ...] = ()  # a whole-row value (`SELECT t FROM t`): every column it carries
 
 
 def _rule_entity(rules: ColumnRules, column: ColumnInfo) -> str | None:
-    """The entity of the rule naming this column by the name it has in the result or, when the query renamed
-    it, by its own name in its table."""
-    entity = rules.entity_for(column.table_name, column.name, schema=column.schema_name)
-    if entity is None and column.source_name is not None:
-        entity = rules.entity_for(column.table_name, column.source_name, schema=column.schema_name)
-    return entity
+    """The entity of the first rule naming this column: by the name it has in the result or, when the query
+    renamed it, by its own name, in its table or any ancestor of it; a whole-row value by any column it
+    carries. A column whose table is unknown is matched by its name in any table (fail closed)."""
+    if not column.tables:
+        return rules.entity_for(column.table_name, column.name)
+    names = [column.name]
+    if column.source_name is not None:
+        names.append(column.source_name)
+    names += column.row_columns
+    for schema, table in column.tables:
+        for name in names:
+            entity = rules.entity_for(table, name, schema=schema)
+            if entity is not None:
+                return entity
+    return None
 
 
 def build_datarow(body: bytes) -> bytes:

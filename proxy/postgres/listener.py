@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from proxy.approvals import HoldOutcome
-from proxy.gateway_queries import TABLE_NAMES_SQL, WRITE_FUNCTIONS_SQL
+from proxy.gateway_queries import CATALOG_FINGERPRINT_SQL, CATALOG_SQL, WRITE_FUNCTIONS_SQL
 from proxy.identity.model import TokenRejected
 from proxy.postgres.endpoint import Endpoint, PeerClosed
 from proxy.postgres.enforcement import StatementGate, Verdict
@@ -337,8 +337,11 @@ class PostgresListener:
                 rows = await run_query(link, WRITE_FUNCTIONS_SQL, max_message_size=max_size)
                 self.gateway.set_write_functions(connection_name, rows)
             tables = self.gateway.table_names_for(connection_name) if session_policy.mask_columns else None
-            if tables is not None and tables.refresh_due():
-                tables.replace(await run_query(link, TABLE_NAMES_SQL, max_message_size=max_size))
+            if tables is not None:
+                (fingerprint,), *_ = await run_query(link, CATALOG_FINGERPRINT_SQL, max_message_size=max_size)
+                if tables.refresh_due(fingerprint):
+                    rows = await run_query(link, CATALOG_SQL, max_message_size=max_size)
+                    tables.replace(rows, fingerprint)
         except UpstreamError as exc:
             raise HandshakeRefused(
                 f'the upstream of connection "{connection_name}" is unavailable',

@@ -356,6 +356,9 @@ class PgRelay:
         if self._closed:
             return
         self._closed = True
+        if self._events:
+            # Before on_close ends the live view: what this buffer did must reach its viewers too.
+            self._flush_events()
         if self._hold_task is not None:
             self._hold_task.cancel()  # the request ends as cancelled; the statement never runs
         self.client.relay = self.server.relay = None

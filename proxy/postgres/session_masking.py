@@ -69,16 +69,17 @@ def columns_of(row_description_body: bytes, tables: TableNames | None = None) ->
         table_oid, number, type_oid, _size, _modifier, fmt = _FIELD_TAIL.unpack_from(
             row_description_body, stop + 1
         )
-        resolved = tables.resolve(table_oid) if tables is not None else None
-        if resolved is None:
+        relation = tables.resolve(table_oid) if tables is not None else None
+        if relation is None:
             columns.append(ColumnInfo(name, None, type_oid, fmt))
         else:
             assert tables is not None
-            source = tables.column_name(table_oid, number)
+            source = tables.column_name(table_oid, number) if number > 0 else None
             columns.append(
                 ColumnInfo(
-                    name, resolved[1], type_oid, fmt, schema_name=resolved[0],
+                    name, relation.names[0][1], type_oid, fmt, tables=relation.names,
                     source_name=source if source != name else None,
+                    row_columns=relation.columns if number == 0 else (),
                 )
             )  # fmt: skip
         offset = stop + 1 + _FIELD_TAIL.size
@@ -123,7 +124,13 @@ class SessionMasking:
         return cls(build_masker(policy, secret), rules)
 
     def rows_unknown(self, column_count: int) -> RowMasker:
-        """For rows whose RowDescription the relay could not place: every column scanned as text."""
+        """For rows whose RowDescription the relay could not place: every column scanned as text. With column
+        rules that cannot do: which columns the rules name is not known (the session ends, nothing leaks)."""
+        if self.column_rules:
+            raise UnmaskableOutput(
+                "rows arrived for a statement the client never described, so this session's mask_columns "
+                "rules cannot be applied; describe the statement or portal before executing it"
+            )
         key = b"?%d" % column_count
         masker = self._by_shape.get(key)
         if masker is None:

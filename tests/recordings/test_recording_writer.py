@@ -139,3 +139,16 @@ def test_a_run_whose_times_go_backwards_is_stored_in_time_order(tmp_path: Path, 
     with RecordingReader(writer.path) as reader:
         stamps = [event[0] for event in reader.iter_events()]
     assert stamps == [100, 100, 100, 100, 300, 300]
+
+
+def test_a_run_whose_middle_event_goes_back_in_time_still_verifies(tmp_path: Path, signing_key) -> None:
+    """[5, 3, 5]: first and last agree, the middle goes back; stored in time order, the file verifies deep."""
+    writer = RecordingWriter(tmp_path / "dip.hrec", sql_header(), signing_key)
+    writer.start()
+    writer.append_trusted([[5, "pg.query", "SELECT 1"], [3, "pg.complete", "SELECT 1"], [5, "x", 1]])
+    writer.close()
+    assert writer.error is None
+    with RecordingReader(writer.path) as reader:
+        stamps = [event[0] for event in reader.iter_events()]
+    assert stamps == sorted(stamps), f"stored out of time order: {stamps}"
+    assert verify(writer.path, deep=True).ok
