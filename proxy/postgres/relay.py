@@ -22,13 +22,23 @@ from typing import TYPE_CHECKING, Any
 from proxy.approvals import SQLSTATE_CANCELLED, HoldOutcome, hold_notice, new_request_id
 from proxy.masking.pgrows import MalformedMessage, mask_notice_fields
 from proxy.postgres.enforcement import Verdict, denial_message, new_reference, raising_extended, raising_query
+from proxy.postgres.frame_fields import (
+    OWN_ERROR_MARK,
+    NotUtf8,
+    PartialFrame,
+    bind_result_formats,
+    clean_own_error,
+    cstring_at,
+    fields_at,
+    row_description_at,
+    sql_at,
+)
 from proxy.postgres.messages import (
-    ErrorResponse,
     error_response,
     notice_response,
 )
 from proxy.postgres.protocol import SQLSTATE_PROTOCOL_VIOLATION, ProtocolError
-from proxy.postgres.session_masking import UnmaskableOutput
+from proxy.postgres.session_masking import UnmaskableOutput, mask_text_message
 
 if TYPE_CHECKING:
     from proxy.masking.pgrows import RowMasker
@@ -44,7 +54,6 @@ _HOLD = b"<hold>"  # sentinel from _client_message: stop here until a human deci
 
 _unpack_i32 = struct.Struct("!i").unpack_from
 _unpack_u16 = struct.Struct("!H").unpack_from
-_unpack_i16 = struct.Struct("!h").unpack_from
 _pack_i32 = struct.Struct("!i").pack
 _unpack_u32 = struct.Struct("!I").unpack_from
 
@@ -63,6 +72,8 @@ _CLOSE_COMPLETE, _NO_DATA, _PORTAL_SUSPENDED, _EMPTY_QUERY, _COPY_OUT_RESPONSE =
     b"I"[0],
     b"H"[0],
 )
+# Server messages that carry free text besides rows and errors (masked by session_masking.mask_text_message).
+_NOTIFICATION, _PARAMETER_STATUS, _FUNCTION_RESULT = b"A"[0], b"S"[0], b"V"[0]
 # Backend type bytes the relay looks at ('D' is counted inline, the rest are decoded).
 _DATA_ROW, _ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY = (
     b"D"[0],
@@ -72,163 +83,6 @@ _DATA_ROW, _ROW_DESC, _COMPLETE, _ERROR, _NOTICE, _READY = (
     b"N"[0],
     b"Z"[0],
 )
-
-
-_OWN_ERROR_MARK = b"Mhoop: statement "
-_KEPT_ERROR_FIELDS = frozenset("SVCMDH")
-
-
-def _clean_own_error(data: bytes, start: int, end: int) -> bytes:
-    fields = _fields_at(data, start, end)
-    return ErrorResponse({k: v for k, v in fields.items() if k in _KEPT_ERROR_FIELDS}).encode()
-
-
-def _fields_at(data: bytes, start: int, end: int) -> dict[str, str]:
-    """Error/notice fields, decoded leniently (a non-UTF-8 client_encoding must not break recording)."""
-    fields: dict[str, str] = {}
-    offset = start
-    while offset < end and data[offset] != 0:
-        code = chr(data[offset])
-        value, offset = _cstring_at(data, offset + 1, end)
-        fields[code] = value
-    return fields
-
-
-def _row_description_at(data: bytes, start: int, end: int) -> tuple[list[str], list[int]]:
-    """Column names and type OIDs of a RowDescription, names decoded leniently."""
-    count = _unpack_u16(data, start)[0] if start + 2 <= end else 0
-    offset = start + 2
-    names: list[str] = []
-    oids: list[int] = []
-    for _ in range(count):
-        name, offset = _cstring_at(data, offset, end)
-        if offset + 18 > end:
-            raise ProtocolError("truncated RowDescription")
-        names.append(name)
-        oids.append(_unpack_u32(data, offset + 6)[0])
-        offset += 18
-    return names, oids
-
-
-class NotUtf8(ProtocolError):
-    """SQL text that is not valid UTF-8: never classified by guesswork (it is denied)."""
-
-
-def _sql_at(data: bytes, start: int, end: int) -> tuple[str, int]:
-    """Like `_cstring_at`, but strict: the classifier must see exactly the text the server will run."""
-    stop = data.find(b"\0", start, end)
-    if stop < 0:
-        raise ProtocolError("unterminated string in message")
-    try:
-        return data[start:stop].decode("utf-8"), stop + 1
-    except UnicodeDecodeError:
-        raise NotUtf8("statement text is not valid UTF-8") from None
-
-
-# Server messages that carry free text besides rows and errors: NotificationResponse (`pg_notify(ch, email)`),
-# ParameterStatus (`set_config('application_name', email, false)`), FunctionCallResponse.
-_NOTIFICATION, _PARAMETER_STATUS, _FUNCTION_RESULT = b"A"[0], b"S"[0], b"V"[0]
-
-
-def _mask_text_message(
-    masking: SessionMasking, type_byte: int, data: bytes, start: int, end: int
-) -> bytes | None:
-    """The message with its text fields masked, or None when nothing changed."""
-    masker = masking.masker
-    if not masker.might_match_bytes(data[start:end]):
-        return None
-    if type_byte == _FUNCTION_RESULT:
-        if end - start < 4:
-            raise ProtocolError("truncated FunctionCallResponse from upstream")
-        length = _unpack_i32(data, start)[0]
-        if length < 0:
-            return None
-        if start + 4 + length != end:
-            # The value must fill the frame exactly: anything else would mask the next messages' bytes
-            # into its place.
-            raise ProtocolError("FunctionCallResponse length does not match its frame")
-        masked = masker.mask_bytes(data[start + 4 : start + 4 + length])
-        if masked is None:
-            return None
-        masking.add(masked[1])
-        return b"V" + _pack_i32(len(masked[0]) + 8) + _pack_i32(len(masked[0])) + masked[0]
-    offset = start + 4 if type_byte == _NOTIFICATION else start
-    first, offset = _cstring_at(data, offset, end)
-    second, _ = _cstring_at(data, offset, end)
-    masked_first, counts_first = masker.mask_text(first)
-    masked_second, counts_second = masker.mask_text(second)
-    if not counts_first and not counts_second:
-        return None
-    masking.add(counts_first)
-    masking.add(counts_second)
-    body = (data[start : start + 4] if type_byte == _NOTIFICATION else b"") + (
-        masked_first.encode() + b"\0" + masked_second.encode() + b"\0"
-    )
-    return bytes([type_byte]) + _pack_i32(len(body) + 4) + body
-
-
-def _bind_result_formats(data: bytes, offset: int, end: int) -> tuple[int, ...]:
-    """The result format codes at the end of a Bind body, `offset` being just after the statement name."""
-
-    def need(size: int) -> None:
-        if offset + size > end:
-            raise ProtocolError("truncated Bind message")
-
-    need(2)
-    offset += 2 + 2 * _unpack_u16(data, offset)[0]  # parameter format codes
-    need(2)
-    count = _unpack_u16(data, offset)[0]
-    offset += 2
-    for _ in range(count):  # parameter values
-        need(4)
-        offset += 4 + max(_unpack_i32(data, offset)[0], 0)
-    need(2)
-    count = _unpack_u16(data, offset)[0]
-    need(2 + 2 * count)
-    return tuple(_unpack_i16(data, offset + 2 + 2 * i)[0] for i in range(count))
-
-
-def _cstring_at(data: bytes, start: int, end: int) -> tuple[str, int]:
-    """The NUL-terminated string at `start` (in a frame ending at `end`) and the offset after it."""
-    stop = data.find(b"\0", start, end)
-    if stop < 0:
-        raise ProtocolError("unterminated string in message")
-    return data[start:stop].decode("utf-8", "replace"), stop + 1
-
-
-class _Tail:
-    """The incomplete last frame of a direction, kept as chunks: joined once, when the frame is whole.
-
-    Re-concatenating on every read would make one large message cost quadratic copying, stalling the
-    event loop (and every session on it) for seconds.
-    """
-
-    __slots__ = ("need", "parts", "size")
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-        self.need = 0
-
-    def keep(self, data: bytes, start: int) -> None:
-        rest = data[start:]
-        self.parts = [rest]
-        self.size = len(rest)
-        # Bytes needed before framing can continue: the whole frame if its header is here, else the header.
-        self.need = 1 + _unpack_i32(rest, 1)[0] if len(rest) >= 5 else 5
-
-    def add(self, data: bytes) -> bytes | None:
-        self.parts.append(data)
-        self.size += len(data)
-        if self.size < self.need:
-            return None
-        joined = b"".join(self.parts)
-        self.clear()
-        return joined
-
-    def clear(self) -> None:
-        self.parts = []
-        self.size = 0
 
 
 class SessionCounters:
@@ -290,8 +144,8 @@ class PgRelay:
         self.counters = SessionCounters()
         self.transaction_status = "I"
         self._t0_ns = started_ns if started_ns is not None else time.monotonic_ns()
-        self._client_tail = _Tail()
-        self._server_tail = _Tail()
+        self._client_tail = PartialFrame()
+        self._server_tail = PartialFrame()
         self._closed = False
         self._terminating = False
         # Masking: None unless the session's policy masks something (then every result row is checked).
@@ -472,28 +326,28 @@ class PgRelay:
             shapes.client("sync")
         elif type_byte == _P:
             if result is None:
-                shapes.client("parse", _cstring_at(data, start, end)[0])
+                shapes.client("parse", cstring_at(data, start, end)[0])
             else:  # the injected raising Parse/Bind/Execute
                 shapes.client("parse", "")
                 shapes.client("bind", "", "")
                 shapes.client("execute", "")
         elif type_byte == _B:
             if result is None:
-                portal, offset = _cstring_at(data, start, end)
-                statement, offset = _cstring_at(data, offset, end)
-                shapes.client("bind", portal, statement, _bind_result_formats(data, offset, end))
+                portal, offset = cstring_at(data, start, end)
+                statement, offset = cstring_at(data, offset, end)
+                shapes.client("bind", portal, statement, bind_result_formats(data, offset, end))
             else:  # the injected raising Parse/Bind/Execute in place of a denied execution
                 shapes.client("parse", "")
                 shapes.client("bind", "", "")
                 shapes.client("execute", "")
         elif result is None and type_byte == _E:
-            shapes.client("execute", _cstring_at(data, start, end)[0])
+            shapes.client("execute", cstring_at(data, start, end)[0])
         elif result is None and (type_byte in (_DESCRIBE, _CLOSE)) and end > start:
             target = chr(data[start])
             shapes.client(
                 "describe" if type_byte == _DESCRIBE else "close",
                 target,
-                _cstring_at(data, start + 1, end)[0],
+                cstring_at(data, start + 1, end)[0],
             )
         return result
 
@@ -517,7 +371,7 @@ class PgRelay:
                 return None if outcome.allowed else raising_query(outcome.message, outcome.sqlstate)
             self.counters.statements += 1
             try:
-                sql, _ = _sql_at(data, start, end)
+                sql, _ = sql_at(data, start, end)
             except NotUtf8:
                 return raising_query(
                     f"hoop: statement text is not valid UTF-8, so it was not run [ref {new_reference()}]"
@@ -539,15 +393,15 @@ class PgRelay:
             if self._forced is not None:
                 outcome, self._forced = self._forced, None
                 if outcome.allowed:
-                    name = _cstring_at(data, start, end)[0]
+                    name = cstring_at(data, start, end)[0]
                     if self._held_verdict is not None:
                         self._batches[-1].parses[-1] = (name, self._held_verdict, True)
                     return None
                 return self._deny_parse(outcome.message, outcome.sqlstate)
             self.counters.statements += 1
-            name, offset = _cstring_at(data, start, end)
+            name, offset = cstring_at(data, start, end)
             try:
-                sql, _ = _sql_at(data, offset, end)
+                sql, _ = sql_at(data, offset, end)
             except NotUtf8:
                 return self._deny_parse(
                     f"hoop: statement text is not valid UTF-8, so it was not run [ref {new_reference()}]"
@@ -576,15 +430,15 @@ class PgRelay:
                 if replacement is not None:
                     return replacement
             if record is not None:
-                portal, offset = _cstring_at(data, start, end)
-                statement, offset = _cstring_at(data, offset, end)
+                portal, offset = cstring_at(data, start, end)
+                statement, offset = cstring_at(data, offset, end)
                 formats = _unpack_u16(data, offset)[0] if offset + 2 <= end else 0
                 offset += 2 + 2 * formats
                 params = _unpack_u16(data, offset)[0] if offset + 2 <= end else 0
                 record([self._now, "pg.bind", portal, statement, params])
         elif type_byte == _E:
             if record is not None:
-                portal, offset = _cstring_at(data, start, end)
+                portal, offset = cstring_at(data, start, end)
                 max_rows = _unpack_i32(data, offset)[0] if offset + 4 <= end else 0
                 record([self._now, "pg.execute", portal, max_rows])
         elif type_byte == _COPY_DATA:
@@ -611,8 +465,8 @@ class PgRelay:
 
     def _check_bind(self, data: bytes, start: int, end: int) -> bytes | None:
         """Decide one execution of a prepared statement; None lets the Bind through."""
-        _portal, offset = _cstring_at(data, start, end)
-        name = _cstring_at(data, offset, end)[0]
+        _portal, offset = cstring_at(data, start, end)
+        name = cstring_at(data, offset, end)[0]
         if self._forced is not None:  # the replay of a Bind held for review
             outcome, self._forced = self._forced, None
             if outcome.allowed:
@@ -1008,7 +862,7 @@ class PgRelay:
         if record is not None:
             if raw != self._last_row_description:  # most sessions repeat a few result shapes
                 self._last_row_description = raw
-                self._last_columns = _row_description_at(raw, 0, len(raw))
+                self._last_columns = row_description_at(raw, 0, len(raw))
             names, oids = self._last_columns
             record([self._now, "pg.rowdesc", names, oids])
         return None
@@ -1018,7 +872,7 @@ class PgRelay:
             self._on_result_done(data, pos, end)
         record = self.record
         if record is not None:
-            record([self._now, "pg.complete", _cstring_at(data, pos + 5, end)[0]])
+            record([self._now, "pg.complete", cstring_at(data, pos + 5, end)[0]])
         return None
 
     def _on_result_done(self, data: bytes, pos: int, end: int) -> bytes | None:
@@ -1057,11 +911,11 @@ class PgRelay:
         if masked is not None:
             return masked
         if self.record is not None:
-            self.record([self._now, "pg.error", _fields_at(data, pos + 5, end)])
-        if data.find(_OWN_ERROR_MARK, pos + 5, end) >= 0:
+            self.record([self._now, "pg.error", fields_at(data, pos + 5, end)])
+        if data.find(OWN_ERROR_MARK, pos + 5, end) >= 0:
             # Our own raised denial: drop the PL/pgSQL context and source location PostgreSQL attaches to
             # it; the client needs the message, not how the gateway produced it.
-            return _clean_own_error(data, pos + 5, end)
+            return clean_own_error(data, pos + 5, end)
         return None
 
     def _on_notice(self, data: bytes, pos: int, end: int) -> bytes | None:
@@ -1069,7 +923,7 @@ class PgRelay:
         if masked is not None:
             return masked
         if self.record is not None:
-            self.record([self._now, "pg.notice", _fields_at(data, pos + 5, end)])
+            self.record([self._now, "pg.notice", fields_at(data, pos + 5, end)])
         return None
 
     def _masked_notice(self, type_byte: int, data: bytes, pos: int, end: int) -> bytes | None:
@@ -1084,7 +938,7 @@ class PgRelay:
         masking.add(masked[1])
         if self.record is not None:
             kind = "pg.error" if type_byte == _ERROR else "pg.notice"
-            self.record([self._now, kind, _fields_at(masked[0], 0, len(masked[0]))])
+            self.record([self._now, kind, fields_at(masked[0], 0, len(masked[0]))])
         return bytes([type_byte]) + _pack_i32(len(masked[0]) + 4) + masked[0]
 
     def _on_parse_complete(self, data: bytes, pos: int, end: int) -> bytes | None:
@@ -1128,7 +982,7 @@ class PgRelay:
 
     def _on_text_message(self, data: bytes, pos: int, end: int) -> bytes | None:
         assert self.masking is not None
-        return _mask_text_message(self.masking, data[pos], data, pos + 5, end)
+        return mask_text_message(self.masking, data[pos], data, pos + 5, end)
 
     def _injected(self, type_byte: int) -> bool:
         """Consume the entry this ParseComplete/BindComplete answers; True when the gateway sent it."""

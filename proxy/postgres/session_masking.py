@@ -18,9 +18,12 @@ from proxy.masking.pgtypes import ARRAY_ELEMENT_OIDS, BYTEA, JSON, JSONB, NO_TEX
 from proxy.masking.strategies import parse_strategy
 from proxy.masking.table_names import TableNames
 from proxy.policy.engine import SessionPolicy
+from proxy.postgres.frame_fields import cstring_at
 from proxy.postgres.protocol import ProtocolError
 
 _FIELD_TAIL = struct.Struct("!IhIhih")
+_unpack_i32 = struct.Struct("!i").unpack_from
+_pack_i32 = struct.Struct("!i").pack
 _MAX_CACHED_RESULT_SHAPES = 256
 # Maskers are shared by the sessions of one policy; so is their frame scan (compiled once).
 _frame_scans: weakref.WeakKeyDictionary[Masker, FrameScan | None] = weakref.WeakKeyDictionary()
@@ -314,3 +317,45 @@ class ResultShapes:
                 pending.appendleft(entry)
                 return None
         return None
+
+
+# Server messages that carry free text besides rows and errors: NotificationResponse (`pg_notify(ch, email)`),
+# ParameterStatus (`set_config('application_name', email, false)`), FunctionCallResponse.
+_NOTIFICATION, _PARAMETER_STATUS, _FUNCTION_RESULT = b"A"[0], b"S"[0], b"V"[0]
+
+
+def mask_text_message(
+    masking: SessionMasking, type_byte: int, data: bytes, start: int, end: int
+) -> bytes | None:
+    """The message with its text fields masked, or None when nothing changed."""
+    masker = masking.masker
+    if not masker.might_match_bytes(data[start:end]):
+        return None
+    if type_byte == _FUNCTION_RESULT:
+        if end - start < 4:
+            raise ProtocolError("truncated FunctionCallResponse from upstream")
+        length = _unpack_i32(data, start)[0]
+        if length < 0:
+            return None
+        if start + 4 + length != end:
+            # The value must fill the frame exactly: anything else would mask the next messages' bytes
+            # into its place.
+            raise ProtocolError("FunctionCallResponse length does not match its frame")
+        masked = masker.mask_bytes(data[start + 4 : start + 4 + length])
+        if masked is None:
+            return None
+        masking.add(masked[1])
+        return b"V" + _pack_i32(len(masked[0]) + 8) + _pack_i32(len(masked[0])) + masked[0]
+    offset = start + 4 if type_byte == _NOTIFICATION else start
+    first, offset = cstring_at(data, offset, end)
+    second, _ = cstring_at(data, offset, end)
+    masked_first, counts_first = masker.mask_text(first)
+    masked_second, counts_second = masker.mask_text(second)
+    if not counts_first and not counts_second:
+        return None
+    masking.add(counts_first)
+    masking.add(counts_second)
+    body = (data[start : start + 4] if type_byte == _NOTIFICATION else b"") + (
+        masked_first.encode() + b"\0" + masked_second.encode() + b"\0"
+    )
+    return bytes([type_byte]) + _pack_i32(len(body) + 4) + body
