@@ -15,7 +15,6 @@ import logging
 import struct
 import time
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,7 @@ from proxy.postgres.messages import (
 )
 from proxy.postgres.protocol import SQLSTATE_PROTOCOL_VIOLATION, ProtocolError
 from proxy.postgres.session_masking import UnmaskableOutput, mask_text_message
+from proxy.postgres.statement_batches import StatementBatches
 
 if TYPE_CHECKING:
     from proxy.masking.pgrows import RowMasker
@@ -93,25 +93,6 @@ class SessionCounters:
         self.rows = 0
         self.bytes_from_client = 0
         self.bytes_from_server = 0
-
-
-class _Batch:
-    """Responses owed for one run of client messages ending in Sync (or one Query / FunctionCall).
-
-    Each forwarded Parse and Bind is listed in order; the server answers them in the same order. A Bind
-    entry is True when the gateway injected it. A Parse entry is True when injected, else a pending
-    `(statement name, verdict, approved)` that becomes the session's record of that prepared statement only
-    when its ParseComplete arrives (a Parse the server refused or skipped must not count). The ParseComplete/
-    BindComplete of an injected message is kept from the client, who never sent it.
-    """
-
-    __slots__ = ("binds", "ended_by", "extended", "parses")
-
-    def __init__(self) -> None:
-        self.parses: deque[Any] = deque()
-        self.binds: deque[bool] = deque()
-        self.extended = False  # holds extended-protocol messages (an error in it skips to the next Sync)
-        self.ended_by = ""  # "sync" | "query" once closed
 
 
 class PgRelay:
@@ -170,20 +151,14 @@ class PgRelay:
         self.audit = audit
         # Extended-protocol deny: after a denied Parse everything but Flush is dropped up to Sync.
         self._skipping_to_sync = False
-        # Oldest first: the batch the server is answering now is _batches[0]; the client adds to [-1].
-        self._batches: deque[_Batch] = deque((_Batch(),))
+        # Responses the server owes, and the session's prepared statements (see statement_batches.py).
+        self._statements = StatementBatches()
         # Holding: client bytes from the held message on wait here until the decision.
         self.hold = hold
         self._held_input: bytearray | None = None
         self._held: tuple[str, Verdict, str] | None = None
         self._hold_task: asyncio.Task[None] | None = None
         self._forced: HoldOutcome | None = None  # the decision to apply when the held message is replayed
-        # Prepared statements run once per Bind, long after their Parse was decided: each Bind is decided
-        # again under the policy as it is then. An approval covers the executions in the batch (up to Sync)
-        # that first runs the approved statement — an executemany — and nothing after it.
-        self._prepared: dict[str, Verdict] = {}
-        self._approval_credit: set[str] = set()  # approved at Parse, not yet executed
-        self._approved_in_batch: set[str] = set()
         self._cancel_outcome: HoldOutcome | None = None
         self._held_verdict: Verdict | None = None
         self._server_handlers = self._build_server_handlers()
@@ -364,7 +339,7 @@ class PgRelay:
                 return b""
             self._skipping_to_sync = False
         if self.gate is not None and type_byte in _BATCH_TRACKED:
-            self._track(type_byte)
+            self._statements.track(type_byte)
         if type_byte == _Q:
             if self._forced is not None:
                 outcome, self._forced = self._forced, None
@@ -384,7 +359,7 @@ class PgRelay:
                 verdict = self.gate.check(sql)
                 self._note_decision(verdict, shown, record)
                 if verdict.action == "review" and self.hold is not None:
-                    self._batches.pop()  # tracked again when the held Query is replayed
+                    self._statements.untrack_held_query()
                     self._held = (new_request_id(), verdict, shown)
                     return _HOLD
                 if verdict.action != "allow":
@@ -395,7 +370,7 @@ class PgRelay:
                 if outcome.allowed:
                     name = cstring_at(data, start, end)[0]
                     if self._held_verdict is not None:
-                        self._batches[-1].parses[-1] = (name, self._held_verdict, True)
+                        self._statements.parse_decided(name, self._held_verdict, True)
                     return None
                 return self._deny_parse(outcome.message, outcome.sqlstate)
             self.counters.statements += 1
@@ -413,12 +388,12 @@ class PgRelay:
                 verdict = self.gate.check(sql)
                 self._note_decision(verdict, shown, record)
                 if verdict.action == "review" and self.hold is not None:
-                    self._batches[-1].parses.pop()  # tracked again when the held Parse is replayed
+                    self._statements.untrack_held_parse()
                     self._held = (new_request_id(), verdict, shown)
                     self._held_verdict = verdict
                     return _HOLD
                 if verdict.action == "allow":
-                    self._batches[-1].parses[-1] = (name, verdict, False)
+                    self._statements.parse_decided(name, verdict, False)
                 else:
                     # In place of the Parse: a Parse/Bind/Execute of a raising statement. The server answers
                     # with its own ErrorResponse where the client expects the Parse's answer, and aborts the
@@ -470,10 +445,11 @@ class PgRelay:
         if self._forced is not None:  # the replay of a Bind held for review
             outcome, self._forced = self._forced, None
             if outcome.allowed:
-                self._approved_in_batch.add(name)
+                self._statements.approve_in_batch(name)
                 return None
             return self._deny_bind(outcome.message, outcome.sqlstate)
-        prepared, pending_approval = self._statement(name)
+        statements = self._statements
+        prepared, pending_approval = statements.statement(name)
         if prepared is None:
             # Not parsed through this relay: SQL-level PREPARE shares the namespace and was never decided
             # per execution. Fail closed.
@@ -483,17 +459,15 @@ class PgRelay:
             )
             return self._deny_bind(message)
         if pending_approval:
-            self._approved_in_batch.add(name)  # the approved Parse is in this very batch
+            statements.approve_in_batch(name)  # the approved Parse is in this very batch
         verdict = prepared if prepared.decision is None else self.gate.decide(prepared.statements)  # type: ignore[union-attr]
-        if verdict.action == "allow" or name in self._approved_in_batch:
+        if verdict.action == "allow" or statements.approved_in_batch(name):
             return None
         if verdict.action == "review":
-            if name in self._approval_credit:
-                self._approval_credit.discard(name)
-                self._approved_in_batch.add(name)
+            if statements.take_credit(name):
                 return None
             if self.hold is not None:
-                self._batches[-1].binds.pop()  # tracked again when the held Bind is replayed
+                statements.untrack_held_bind()
                 shown = "; ".join(s.text for s in verdict.statements)
                 if self.masking is not None:
                     shown = self.masking.text(shown)
@@ -505,25 +479,10 @@ class PgRelay:
         self._note_decision(verdict, shown if self.masking is None else self.masking.text(shown), self.record)
         return self._deny_bind(self._deny_text(verdict))
 
-    def _statement(self, name: str) -> tuple[Verdict | None, bool]:
-        """The verdict of prepared statement `name` (a Parse still in flight wins over an older one), and
-        whether an approval of that in-flight Parse is still unused — it is used up by this call."""
-        for batch in reversed(self._batches):
-            parses = batch.parses
-            for index in range(len(parses) - 1, -1, -1):
-                entry = parses[index]
-                if entry and entry is not True and entry[0] == name:
-                    if entry[2]:
-                        parses[index] = (name, entry[1], False)
-                    return entry[1], entry[2]
-        return self._prepared.get(name), False
-
     def _deny_bind(self, message: str, sqlstate: str = "42501") -> bytes:
         """A Bind replaced by the raising Parse/Bind/Execute; the server's error answers the client's Bind."""
         self._skipping_to_sync = True
-        batch = self._batches[-1]
-        batch.parses.append(True)
-        batch.binds[-1] = True
+        self._statements.bind_replaced()
         return raising_extended(message, sqlstate)
 
     def _deny_parse(self, message: str, sqlstate: str = "42501") -> bytes:
@@ -532,9 +491,7 @@ class PgRelay:
         # implicit transaction) exactly as if the client's statement had failed.
         self._skipping_to_sync = True
         if self.gate is not None:  # batches are tracked only with a gate (a non-UTF-8 Parse comes here too)
-            batch = self._batches[-1]
-            batch.parses[-1] = True
-            batch.binds.append(True)
+            self._statements.parse_replaced()
         return raising_extended(message, sqlstate)
 
     # ---------------------------------------------------------------- holding for review
@@ -593,19 +550,6 @@ class PgRelay:
         )
         self._hold_task.cancel()
         return True
-
-    def _track(self, type_byte: int) -> None:
-        batches = self._batches
-        if type_byte == _P:
-            batches[-1].parses.append(None)
-            batches[-1].extended = True
-        elif type_byte == _B:
-            batches[-1].binds.append(False)
-            batches[-1].extended = True
-        else:  # Sync, Query and FunctionCall each end the current batch with one ReadyForQuery
-            batches[-1].ended_by = "sync" if type_byte == _SYNC else "query"
-            batches.append(_Batch())
-            self._approved_in_batch.clear()  # an approval covers one batch, whatever ends it
 
     def _note_decision(self, verdict: Verdict, sql: str, record: Callable[[list[Any]], None] | None) -> None:
         if record is not None:
@@ -894,11 +838,7 @@ class PgRelay:
             self._shapes.ready()
         self.transaction_status = chr(data[pos + 5])
         if self.gate is not None:
-            # This batch is answered; whatever it still owed was skipped after an error.
-            batches = self._batches
-            batches.popleft()
-            if not batches:
-                batches.append(_Batch())
+            self._statements.answered()
         return None
 
     def _on_error(self, data: bytes, pos: int, end: int) -> bytes | None:
@@ -906,7 +846,7 @@ class PgRelay:
             self._rows_masker_known = False
             self._shapes.error()
         if self.gate is not None:
-            self._batch_failed()
+            self._statements.failed()
         masked = self._masked_notice(_ERROR, data, pos, end)
         if masked is not None:
             return masked
@@ -946,13 +886,13 @@ class PgRelay:
             self._rows_masker_known = False
             self._shapes.parse_complete()
         # The answer to a message the gateway injected: the client never sent it.
-        return b"" if self._injected(_PARSE_COMPLETE) else None
+        return b"" if self.gate is not None and self._statements.injected(True) else None
 
     def _on_bind_complete(self, data: bytes, pos: int, end: int) -> bytes | None:
         if self._shapes is not None:
             self._rows_masker_known = False
             self._shapes.bind_complete()
-        return b"" if self._injected(_BIND_COMPLETE) else None
+        return b"" if self.gate is not None and self._statements.injected(False) else None
 
     def _on_close_complete(self, data: bytes, pos: int, end: int) -> bytes | None:
         assert self._shapes is not None
@@ -983,35 +923,3 @@ class PgRelay:
     def _on_text_message(self, data: bytes, pos: int, end: int) -> bytes | None:
         assert self.masking is not None
         return mask_text_message(self.masking, data[pos], data, pos + 5, end)
-
-    def _injected(self, type_byte: int) -> bool:
-        """Consume the entry this ParseComplete/BindComplete answers; True when the gateway sent it."""
-        if self.gate is None:
-            return False
-        batch = self._batches[0]
-        owners = batch.parses if type_byte == _PARSE_COMPLETE else batch.binds
-        if not owners:
-            return False
-        entry = owners.popleft()
-        if entry is True:
-            return True
-        if entry:  # a client Parse the server accepted: now it is a prepared statement of this session
-            name, verdict, approved = entry
-            self._prepared[name] = verdict
-            if approved:
-                self._approval_credit.add(name)
-            else:
-                self._approval_credit.discard(name)
-        return False
-
-    def _batch_failed(self) -> None:
-        """An ErrorResponse: in extended mode PostgreSQL ignores everything up to Sync, Queries included."""
-        batches = self._batches
-        if not batches[0].extended:
-            return  # a Query's own error: its ReadyForQuery follows
-        batches[0].parses.clear()
-        batches[0].binds.clear()
-        while len(batches) > 1 and batches[0].ended_by == "query":
-            batches.popleft()  # that Query is skipped by the server: no ReadyForQuery will answer it
-            batches[0].parses.clear()
-            batches[0].binds.clear()
