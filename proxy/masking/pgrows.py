@@ -65,12 +65,16 @@ def _rule_entity(rules: ColumnRules, column: ColumnInfo) -> str | None:
     """The entity of the first rule naming this column: by the name it has in the result or, when the query
     renamed it, by its own name, in its table or any ancestor of it; a whole-row value by any column it
     carries. A column whose table is unknown is matched by its name in any table (fail closed)."""
-    if not column.tables:
-        return rules.entity_for(column.table_name, column.name)
     names = [column.name]
     if column.source_name is not None:
         names.append(column.source_name)
     names += column.row_columns
+    if not column.tables:  # a computed column, a view's or an unknown table's: by name in any table
+        for name in names:
+            entity = rules.entity_for(column.table_name, name)
+            if entity is not None:
+                return entity
+        return None
     for schema, table in column.tables:
         for name in names:
             entity = rules.entity_for(table, name, schema=schema)

@@ -339,9 +339,12 @@ class PostgresListener:
             tables = self.gateway.table_names_for(connection_name) if session_policy.mask_columns else None
             if tables is not None:
                 (fingerprint,), *_ = await run_query(link, CATALOG_FINGERPRINT_SQL, max_message_size=max_size)
-                if tables.refresh_due(fingerprint):
+                if fingerprint is None:
+                    raise UpstreamError("the catalog fingerprint query returned no value")
+                if tables.check(fingerprint):
+                    ticket = tables.begin_load()
                     rows = await run_query(link, CATALOG_SQL, max_message_size=max_size)
-                    tables.replace(rows, fingerprint)
+                    tables.replace(rows, fingerprint, ticket)
         except UpstreamError as exc:
             raise HandshakeRefused(
                 f'the upstream of connection "{connection_name}" is unavailable',

@@ -60,9 +60,11 @@ def build_masker(policy: SessionPolicy, secret: bytes) -> Masker:
 
 
 def columns_of(row_description_body: bytes, tables: TableNames | None = None) -> list[ColumnInfo]:
-    """Masking's view of a RowDescription body, each field's table resolved through `tables`. A field whose
-    table is unknown (computed, or no catalog) has none: column rules then match it by its name alone,
-    which masks more, never less."""
+    """Masking's view of a RowDescription body, each field's table and own column name resolved through
+    `tables` (when given and fresh). A field whose table is not resolved has none: column rules then match
+    it by name (its own and, for a view's column, the view's), which masks more, never less."""
+    if tables is not None and not tables.fresh():
+        tables = None
     count = struct.unpack_from("!H", row_description_body, 0)[0]
     offset = 2
     columns = []
@@ -72,20 +74,21 @@ def columns_of(row_description_body: bytes, tables: TableNames | None = None) ->
         table_oid, number, type_oid, _size, _modifier, fmt = _FIELD_TAIL.unpack_from(
             row_description_body, stop + 1
         )
-        relation = tables.resolve(table_oid) if tables is not None else None
-        if relation is None:
-            columns.append(ColumnInfo(name, None, type_oid, fmt))
-        else:
-            assert tables is not None
-            source = tables.column_name(table_oid, number) if number > 0 else None
-            columns.append(
-                ColumnInfo(
-                    name, relation.names[0][1], type_oid, fmt, tables=relation.names,
-                    source_name=source if source != name else None,
-                    row_columns=relation.columns if number == 0 else (),
-                )
-            )  # fmt: skip
         offset = stop + 1 + _FIELD_TAIL.size
+        if tables is None or not table_oid:
+            columns.append(ColumnInfo(name, None, type_oid, fmt))
+            continue
+        source = tables.column_name(table_oid, number) if number > 0 else None
+        row_columns = tables.relation_columns(table_oid) if number == 0 else ()
+        relation = tables.resolve(table_oid)
+        columns.append(
+            ColumnInfo(
+                name, relation.names[0][1] if relation else None, type_oid, fmt,
+                tables=relation.names if relation else (),
+                source_name=source if source != name else None,
+                row_columns=row_columns,
+            )
+        )  # fmt: skip
     return columns
 
 
@@ -146,6 +149,10 @@ class SessionMasking:
         """The RowMasker for this result shape, or None when no column of it can need masking. `formats` are
         a Bind's result format codes, when the shape comes from a statement's Describe (which always says
         text: the format is only chosen at Bind)."""
+        if self.tables is not None:
+            # What a shape resolves to depends on the catalog: its generation, or nothing when not fresh.
+            state = b"%d|" % (self.tables.generation if self.tables.fresh() else -1)
+            row_description_body = state + row_description_body
         if row_description_body == self._last_shape and not formats:  # a session repeats one shape
             return self._last_rows
         found = self._rows(row_description_body, formats)
@@ -153,9 +160,10 @@ class SessionMasking:
             self._last_shape, self._last_rows = row_description_body, found
         return found
 
-    def _rows(self, row_description_body: bytes, formats: tuple[int, ...] | None) -> RowMasker | None:
+    def _rows(self, keyed_body: bytes, formats: tuple[int, ...] | None) -> RowMasker | None:
         cache = self._by_shape
-        key = row_description_body if not formats else row_description_body + b"|" + bytes(formats)
+        key = keyed_body if not formats else keyed_body + b"|" + bytes(formats)
+        row_description_body = keyed_body.partition(b"|")[2] if self.tables is not None else keyed_body
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
