@@ -14,7 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import RunningGateway, start_gateway
+from tests.conftest import RunningGateway
+from tests.masking_e2e.column_rules_gateway import fetch_row, rules_gateway_over
 from tests.pg_fixture import UpstreamPostgres
 
 POLICY = """
@@ -27,35 +28,26 @@ mask_columns = ["crm.users.ssn=us_ssn", "users.email"]
 SSN = "123-45-6789"  # also a valid-looking SSN: only the column rules decide here (no `mask` entities)
 
 
+SCHEMA_SQL = (
+    "DROP SCHEMA IF EXISTS crm CASCADE; DROP TABLE IF EXISTS audit_log, users, later_table CASCADE;"
+    "CREATE SCHEMA crm; GRANT USAGE ON SCHEMA crm TO app;"
+    "CREATE TABLE crm.users (id int, ssn text, email text);"
+    "CREATE TABLE users (id int, ssn text, email text);"  # public.users: same names, another schema
+    "CREATE TABLE audit_log (id int, ssn text);"
+    f"INSERT INTO crm.users VALUES (1, '{SSN}', 'ann@example.com');"
+    f"INSERT INTO users VALUES (1, '{SSN}', 'bob@example.com');"
+    f"INSERT INTO audit_log VALUES (1, '{SSN}');"
+    "GRANT SELECT ON crm.users, users, audit_log TO app;"
+)
+
+
 @pytest.fixture
 def rules_gateway(tmp_path: Path, upstream: UpstreamPostgres) -> Iterator[RunningGateway]:
-    upstream.execute(
-        "DROP SCHEMA IF EXISTS crm CASCADE; DROP TABLE IF EXISTS audit_log, users, later_table CASCADE;"
-        "CREATE SCHEMA crm; GRANT USAGE ON SCHEMA crm TO app;"
-        "CREATE TABLE crm.users (id int, ssn text, email text);"
-        "CREATE TABLE users (id int, ssn text, email text);"  # public.users: same names, another schema
-        "CREATE TABLE audit_log (id int, ssn text);"
-        f"INSERT INTO crm.users VALUES (1, '{SSN}', 'ann@example.com');"
-        f"INSERT INTO users VALUES (1, '{SSN}', 'bob@example.com');"
-        f"INSERT INTO audit_log VALUES (1, '{SSN}');"
-        "GRANT SELECT ON crm.users, users, audit_log TO app;"
-    )
-    running = start_gateway(tmp_path, upstream, policies=POLICY)
-    try:
+    drop_sql = "DROP SCHEMA crm CASCADE; DROP TABLE IF EXISTS audit_log, users, later_table"
+    with rules_gateway_over(
+        tmp_path, upstream, schema_sql=SCHEMA_SQL, policies=POLICY, drop_sql=drop_sql
+    ) as running:
         yield running
-    finally:
-        running.thread.stop()  # type: ignore[attr-defined]
-        upstream.execute("DROP SCHEMA crm CASCADE; DROP TABLE IF EXISTS audit_log, users, later_table")
-
-
-async def fetch_row(gateway: RunningGateway, sql: str) -> dict[str, object]:
-    conn = await asyncpg.connect(gateway.url(), ssl=False)
-    try:
-        row = await conn.fetchrow(sql)
-        assert row is not None
-        return dict(row)
-    finally:
-        await conn.close()
 
 
 async def test_a_rule_naming_a_table_masks_that_tables_column_only(rules_gateway: RunningGateway) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from proxy.postgres.messages import Bind, DataRow, ErrorResponse, Execute, Parse, Query, Sync
-from tests.conftest import RunningGateway, start_gateway
+from tests.conftest import RunningGateway
+from tests.masking_e2e.column_rules_gateway import fetch_row, rules_gateway_over
 from tests.pg_fixture import UpstreamPostgres
 from tests.postgres.rawclient import RawClient
 
@@ -39,23 +39,14 @@ SETUP = (
 
 @pytest.fixture
 def rules_gateway(tmp_path: Path, upstream: UpstreamPostgres) -> Iterator[RunningGateway]:
-    upstream.execute(SETUP)
-    running = start_gateway(tmp_path, upstream, policies=RULES_POLICY)
-    try:
+    with rules_gateway_over(
+        tmp_path,
+        upstream,
+        schema_sql=SETUP,
+        policies=RULES_POLICY,
+        drop_sql="DROP SCHEMA IF EXISTS rv3 CASCADE",
+    ) as running:
         yield running
-    finally:
-        running.thread.stop()  # type: ignore[attr-defined]
-        upstream.execute("DROP SCHEMA IF EXISTS rv3 CASCADE")
-
-
-async def fetch_row(gateway: RunningGateway, sql: str) -> dict[str, object]:
-    conn = await asyncpg.connect(gateway.url(), ssl=False)
-    try:
-        row = await conn.fetchrow(sql)
-        assert row is not None
-        return dict(row)
-    finally:
-        await conn.close()
 
 
 # ------------------------------------------------------------------------------------------ column rules

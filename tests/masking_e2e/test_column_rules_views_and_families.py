@@ -11,7 +11,8 @@ import pytest
 
 import proxy.masking.table_names as table_names
 from proxy.postgres.messages import DataRow, Query
-from tests.conftest import RunningGateway, start_gateway
+from tests.conftest import RunningGateway
+from tests.masking_e2e.column_rules_gateway import rules_gateway_over
 from tests.pg_fixture import UpstreamPostgres
 from tests.postgres.rawclient import RawClient
 
@@ -45,13 +46,10 @@ SETUP = (
 
 @pytest.fixture
 def rules_gateway(tmp_path: Path, upstream: UpstreamPostgres) -> Iterator[RunningGateway]:
-    upstream.execute(SETUP)
-    running = start_gateway(tmp_path, upstream, policies=POLICY)
-    try:
+    with rules_gateway_over(
+        tmp_path, upstream, schema_sql=SETUP, policies=POLICY, drop_sql="DROP SCHEMA IF EXISTS rv2r CASCADE"
+    ) as running:
         yield running
-    finally:
-        running.thread.stop()  # type: ignore[attr-defined]
-        upstream.execute("DROP SCHEMA IF EXISTS rv2r CASCADE")
 
 
 async def fetch_values(gateway: RunningGateway, sql: str) -> list[object]:
