@@ -8,6 +8,7 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +27,11 @@ from proxy.masking.masker import Masker
 from proxy.masking.table_names import TableNames
 from proxy.policy.classify import SqlClassifier
 from proxy.policy.engine import PolicyEngine, SessionPolicy
+from proxy.postgres.catalog_watch import CatalogWatch
 from proxy.postgres.framing import CancelRequest
 from proxy.postgres.listener import PostgresListener
 from proxy.postgres.session_masking import SessionMasking, load_or_create_mask_secret
-from proxy.postgres.upstream import UpstreamTarget
+from proxy.postgres.upstream import UpstreamLink, UpstreamTarget
 from proxy.recorder import SessionRecorder, open_session_recorder
 from proxy.sessions import Session, SessionRegistry
 from proxy.shared_audit import SharedAudit
@@ -69,6 +71,7 @@ class Gateway:
         self._classifiers: dict[str, tuple[SqlClassifier, float]] = {}
         self._maskers: dict[int, tuple[SessionPolicy, Masker, ColumnRules | None]] = {}
         self._table_names: dict[str, TableNames] = {}
+        self._catalog_watches: dict[str, CatalogWatch] = {}
         self._mask_secret: bytes | None = None
         # Approval requests are owned per process: a restarted worker cancels what it held before.
         self.instance_id = f"{self.settings.gateway_id}/{worker_index}"
@@ -165,6 +168,8 @@ class Gateway:
 
     async def stop(self) -> None:
         self._stopping = True
+        for watch in self._catalog_watches.values():
+            watch.cancel()
         if self.control is not None:
             await self.control.stop()
         if self.postgres is not None:
@@ -201,6 +206,9 @@ class Gateway:
         self._classifiers.clear()
         self._maskers.clear()
         self._table_names.clear()  # a connection's upstream may have changed
+        for watch in self._catalog_watches.values():
+            watch.cancel()  # it logs in with the old settings; the next session starts a new one
+        self._catalog_watches.clear()
         self.audit(None, {"action": "config.reload", "path": str(config.path)})
         log.info("configuration reloaded from %s", config.path)
 
@@ -249,6 +257,22 @@ class Gateway:
             sslmode=upstream.sslmode,
             sslrootcert=upstream.sslrootcert,
         )
+
+    def watch_catalog(
+        self, connection: str, tables: TableNames, connect: Callable[[], Awaitable[UpstreamLink]]
+    ) -> None:
+        """Keep `connection`'s catalog verified while it has sessions (see postgres/catalog_watch.py)."""
+        watch = self._catalog_watches.get(connection)
+        if watch is None:
+            watch = CatalogWatch(
+                connection,
+                tables,
+                connect,
+                lambda: any(s.connection == connection for s in self.sessions.list()),
+                max_message_size=self.settings.max_message_size,
+            )
+            self._catalog_watches[connection] = watch
+        watch.ensure_running()
 
     def table_names_for(self, connection: str) -> TableNames:
         """The connection's catalog of table names (shared by its sessions; see masking/table_names.py)."""

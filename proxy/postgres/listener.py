@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from proxy.approvals import HoldOutcome
-from proxy.gateway_queries import CATALOG_FINGERPRINT_SQL, CATALOG_SQL, WRITE_FUNCTIONS_SQL
+from proxy.gateway_queries import WRITE_FUNCTIONS_SQL
 from proxy.identity.model import TokenRejected
+from proxy.postgres.catalog_watch import verify_catalog
 from proxy.postgres.endpoint import Endpoint, PeerClosed
 from proxy.postgres.enforcement import StatementGate, Verdict
 from proxy.postgres.framing import (
@@ -338,13 +339,14 @@ class PostgresListener:
                 self.gateway.set_write_functions(connection_name, rows)
             tables = self.gateway.table_names_for(connection_name) if session_policy.mask_columns else None
             if tables is not None:
-                (fingerprint,), *_ = await run_query(link, CATALOG_FINGERPRINT_SQL, max_message_size=max_size)
-                if fingerprint is None:
-                    raise UpstreamError("the catalog fingerprint query returned no value")
-                if tables.check(fingerprint):
-                    ticket = tables.begin_load()
-                    rows = await run_query(link, CATALOG_SQL, max_message_size=max_size)
-                    tables.replace(rows, fingerprint, ticket)
+                await verify_catalog(link, tables, max_message_size=max_size)
+                watch_parameters = {"application_name": "hoop-tui catalog check"[:63]}
+                watch_parameters["default_transaction_read_only"] = "on"
+                self.gateway.watch_catalog(
+                    connection_name,
+                    tables,
+                    lambda: connect_upstream(target, password, watch_parameters, max_message_size=max_size),
+                )
         except UpstreamError as exc:
             raise HandshakeRefused(
                 f'the upstream of connection "{connection_name}" is unavailable',

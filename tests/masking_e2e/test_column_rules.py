@@ -7,6 +7,7 @@ after the gateway loaded the catalog) the rule applies by column name: more mask
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+import proxy.masking.table_names as table_names
+import proxy.postgres.catalog_watch as catalog_watch
 from tests.conftest import RunningGateway
 from tests.masking_e2e.column_rules_gateway import fetch_row, rules_gateway_over
 from tests.pg_fixture import UpstreamPostgres
@@ -111,3 +114,19 @@ async def test_copy_output_is_refused_when_column_rules_cannot_apply(rules_gatew
         await conn.close()
     assert SSN.encode() not in received.getvalue()
     assert "mask_columns" in str(raised.value)
+
+
+async def test_a_session_that_stays_open_keeps_precise_rules_while_the_catalog_is_watched(
+    rules_gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled session outlives FRESH_SECONDS with no other session starting: the connection's watcher keeps
+    the catalog verified, so audit_log.ssn (which no rule names) still comes through."""
+    monkeypatch.setattr(table_names, "FRESH_SECONDS", 1.0)
+    monkeypatch.setattr(catalog_watch, "VERIFY_INTERVAL", 0.2)
+    conn = await asyncpg.connect(rules_gateway.url(), ssl=False)
+    try:
+        await asyncio.sleep(1.5)
+        assert await conn.fetchval("SELECT ssn FROM audit_log") == SSN
+        assert await conn.fetchval("SELECT ssn FROM crm.users") != SSN
+    finally:
+        await conn.close()

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 import proxy.masking.table_names as table_names
+import proxy.postgres.catalog_watch as catalog_watch
 from proxy.postgres.messages import DataRow, Query
 from tests.conftest import RunningGateway
 from tests.masking_e2e.column_rules_gateway import rules_gateway_over
@@ -143,3 +144,27 @@ async def test_a_table_swapped_in_during_a_session_is_masked_once_its_catalog_is
         await conn.close()
     assert row is not None
     assert row["ssn"] != SSN and row["note"] != SECRET, "rv2r.people read unmasked after an in-session swap"
+
+
+async def test_a_table_swapped_in_during_a_session_is_known_by_its_new_name_once_the_watcher_checks(
+    rules_gateway: RunningGateway, upstream: UpstreamPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the connection's watcher checking the fingerprint, the open session sees the swap within one
+    VERIFY_INTERVAL, through a catalog that is fresh again: the new rv2r.people is ruled by name and table."""
+    monkeypatch.setattr(catalog_watch, "VERIFY_INTERVAL", 0.2)
+    upstream.execute(
+        "CREATE TABLE rv2r.people_new (id int, ssn text, note text);"
+        f"INSERT INTO rv2r.people_new VALUES (2, '{SSN}', '{SECRET}');"
+        "GRANT SELECT ON rv2r.people_new TO app;"
+    )
+    conn = await asyncpg.connect(rules_gateway.url(), ssl=False)
+    try:
+        assert await conn.fetchval("SELECT ssn FROM rv2r.people_new") == SSN  # no rule names people_new
+        upstream.execute("DROP TABLE rv2r.people CASCADE; ALTER TABLE rv2r.people_new RENAME TO people;")
+        await asyncio.sleep(0.8)
+        row = await conn.fetchrow("SELECT ssn, note FROM rv2r.people")
+        assert await conn.fetchval("SELECT secret FROM rv2r.base") != SECRET  # fresh: kid's rule via parent
+    finally:
+        await conn.close()
+    assert row is not None
+    assert row["ssn"] != SSN and row["note"] != SECRET
