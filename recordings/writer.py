@@ -1,11 +1,12 @@
 """The recording writer: an O(1) ``append`` for the event loop and one disk thread that does everything else.
 
-``append`` only puts the event on a deque. The disk thread packs events with msgpack, cuts them into chunks
-(~``chunk_max_bytes`` of packed events or ``chunk_max_seconds``, whichever first), compresses each chunk into
-its own zstd frame, extends the SHA-256 chain, writes and fsyncs, and at close writes the signed seal. For
-terminal sessions it also keeps a :class:`~recordings.terminal.TerminalModel` and starts every chunk with a
-``screen.keyframe`` event (plus extra keyframes inside a chunk when replaying from the last one would cost too
-much), so any instant renders from one chunk.
+``append`` only puts the event on a deque; ``append_trusted`` (the Postgres relay's: a buffer's events at
+once) puts them there already packed by one msgpack call. The disk thread packs the rest, cuts them into
+chunks (~``chunk_max_bytes`` of packed events or ``chunk_max_seconds``, whichever first), compresses each
+chunk into its own zstd frame, extends the SHA-256 chain, writes and fsyncs, and at close writes the signed
+seal. For terminal sessions it also keeps a :class:`~recordings.terminal.TerminalModel` and starts every
+chunk with a ``screen.keyframe`` event (plus extra keyframes inside a chunk when replaying from the last one
+would cost too much), so any instant renders from one chunk.
 
 Durability: ``"chunk"`` fsyncs after every chunk, ``"batch"`` every :data:`BATCH_FSYNC_SECONDS` and at close,
 ``"none"`` leaves it to the OS.
@@ -140,7 +141,7 @@ class RecordingWriter:
         self._caller_packer = new_packer()  # append_trusted's (a Packer is not thread-safe)
         self._compressor = new_compressor(compression_level)
 
-        self._queue: deque[list] = deque()
+        self._queue: deque[list | _PackedRun] = deque()
         self._wake = threading.Event()
         self._thread_idle = False
         self._nudged = False
@@ -205,7 +206,9 @@ class RecordingWriter:
             event = list(event)
         if len(event) < 2 or type(event[0]) is not int or type(event[1]) is not str:
             raise TypeError("an event is a list [t_us: int, kind: str, *fields]")
-        self.append_trusted((event,))
+        if self._error is not None:
+            return  # the disk thread has stopped: queueing would only grow memory (see .error)
+        self._enqueue(event)  # packed on the disk thread (a terminal session's model reads it there too)
 
     def append_trusted(self, events: list[list]) -> None:
         """Queue events the caller built itself, each a ``[t_us: int, kind: str, *fields]`` list, in order.
@@ -228,8 +231,11 @@ class RecordingWriter:
         first, last = events[0][0], events[-1][0]
         if first > last or (count > 2 and _out_of_order(events)):
             last = -1  # the disk thread unpacks the run and puts it in time order event by event
+        self._enqueue((packed, count, first, last))
+
+    def _enqueue(self, item: list | _PackedRun) -> None:
         queue = self._queue
-        queue.append((packed, count, first, last))
+        queue.append(item)
         if self._thread_idle:
             self._thread_idle = False
             self._wake.set()

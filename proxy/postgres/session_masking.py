@@ -61,10 +61,8 @@ def build_masker(policy: SessionPolicy, secret: bytes) -> Masker:
 
 def columns_of(row_description_body: bytes, tables: TableNames | None = None) -> list[ColumnInfo]:
     """Masking's view of a RowDescription body, each field's table and own column name resolved through
-    `tables` (when given and fresh). A field whose table is not resolved has none: column rules then match
+    `tables` (None: nothing resolved). A field whose table is not resolved has none: column rules then match
     it by name (its own and, for a view's column, the view's), which masks more, never less."""
-    if tables is not None and not tables.fresh():
-        tables = None
     count = struct.unpack_from("!H", row_description_body, 0)[0]
     offset = 2
     columns = []
@@ -97,6 +95,7 @@ class SessionMasking:
 
     __slots__ = (
         "_by_shape",
+        "_last_generation",
         "_last_rows",
         "_last_shape",
         "column_rules",
@@ -117,9 +116,11 @@ class SessionMasking:
         self.frame_scan = _frame_scans[masker]
         self.column_rules = column_rules
         self.copy = RowMasker(masker, (), column_rules)  # COPY text lines: every field scanned
-        self._by_shape: OrderedDict[bytes, RowMasker | None] = OrderedDict()
+        # Keyed by (catalog generation, RowDescription body, formats); rows_unknown's by column count.
+        self._by_shape: OrderedDict[object, RowMasker | None] = OrderedDict()
         self.counts: dict[str, int] = {}  # masked entities since the last statement summary
         self._last_shape: bytes | None = None
+        self._last_generation = -1
         self._last_rows: RowMasker | None = None
 
     @classmethod
@@ -137,7 +138,7 @@ class SessionMasking:
                 "rows arrived for a statement the client never described, so this session's mask_columns "
                 "rules cannot be applied; describe the statement or portal before executing it"
             )
-        key = b"?%d" % column_count
+        key = ("?", column_count)
         masker = self._by_shape.get(key)
         if masker is None:
             columns = [ColumnInfo(f"column{i}", None, 25, 0) for i in range(column_count)]
@@ -149,25 +150,33 @@ class SessionMasking:
         """The RowMasker for this result shape, or None when no column of it can need masking. `formats` are
         a Bind's result format codes, when the shape comes from a statement's Describe (which always says
         text: the format is only chosen at Bind)."""
-        if self.tables is not None:
-            # What a shape resolves to depends on the catalog: its generation, or nothing when not fresh.
-            state = b"%d|" % (self.tables.generation if self.tables.fresh() else -1)
-            row_description_body = state + row_description_body
-        if row_description_body == self._last_shape and not formats:  # a session repeats one shape
+        tables = self.tables
+        if tables is not None and not tables.fresh():
+            tables = None  # not verified lately: rules match by column name alone
+        # What a shape resolves to depends on the catalog it was resolved with (-1: none).
+        generation = tables.generation if tables is not None else -1
+        if (
+            row_description_body == self._last_shape and generation == self._last_generation and not formats
+        ):  # a session repeats one shape
             return self._last_rows
-        found = self._rows(row_description_body, formats)
+        found = self._rows(row_description_body, formats, tables, generation)
         if not formats:
-            self._last_shape, self._last_rows = row_description_body, found
+            self._last_shape, self._last_generation, self._last_rows = row_description_body, generation, found
         return found
 
-    def _rows(self, keyed_body: bytes, formats: tuple[int, ...] | None) -> RowMasker | None:
+    def _rows(
+        self,
+        row_description_body: bytes,
+        formats: tuple[int, ...] | None,
+        tables: TableNames | None,
+        generation: int,
+    ) -> RowMasker | None:
         cache = self._by_shape
-        key = keyed_body if not formats else keyed_body + b"|" + bytes(formats)
-        row_description_body = keyed_body.partition(b"|")[2] if self.tables is not None else keyed_body
+        key = (generation, row_description_body, formats or ())
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
-        columns = columns_of(row_description_body, self.tables)
+        columns = columns_of(row_description_body, tables)
         if formats:
             chosen = formats * len(columns) if len(formats) == 1 else formats
             columns = [
